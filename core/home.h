@@ -1,0 +1,49 @@
+// A home folder opened for use: its store, its identity (created on first
+// need) and its corestore. Every command starts here.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/corestore.h"
+#include "storage/store.h"
+
+namespace p2p {
+
+struct HomeOptions {
+  std::string path;                       // empty: storage::default_home()
+  std::optional<std::string> passphrase;  // unlocks a sealed identity
+};
+
+class Home {
+ public:
+  static Result<std::unique_ptr<Home>> open(HomeOptions options);
+
+  const std::string& path() const { return options_.path; }
+  storage::Store& store() { return *store_; }
+
+  // The primary key, creating a new identity when the home has none.
+  Result<Key32> primary_key();
+  // True once primary_key() created the identity in this process.
+  bool created_identity() const { return created_identity_; }
+
+  // A corestore that can write: loads (or creates) the identity.
+  Result<Corestore*> writer();
+  // A corestore that reads without needing the secret.
+  Corestore& reader();
+
+  // "NAME|KEY": a key in any accepted form opens by key, anything else by name.
+  Result<std::unique_ptr<Core>> open_core(std::string_view name_or_key);
+
+ private:
+  explicit Home(HomeOptions options) : options_(std::move(options)) {}
+  HomeOptions options_;
+  std::unique_ptr<storage::Store> store_;
+  std::optional<Key32> primary_key_;
+  std::unique_ptr<Corestore> writer_, reader_;
+  bool created_identity_ = false;
+};
+
+}  // namespace p2p

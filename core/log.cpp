@@ -1,0 +1,300 @@
+#include "core/log.h"
+
+#include <cstring>
+
+#include "core/encoding.h"
+#include "core/keys.h"
+
+namespace p2p {
+
+namespace {
+
+// cores table value (compact encoding), see docs/storage.md:
+//   u8 format (1), uint local id, buffer manifest, uint length,
+//   uint byte length, uint fork, buffer signature
+constexpr uint8_t kHeaderFormat = 1;
+// meta table key of the next local core id.
+constexpr std::string_view kNextCoreId = "next-core-id";
+// tree table value: u64le size || hash(32).
+constexpr size_t kTreeValueSize = 40;
+
+struct Header {
+  uint64_t local_id = 0;
+  Bytes manifest;
+  CoreState state;
+};
+
+Bytes encode_header(const Header& h) {
+  enc::Encoder e;
+  e.u8(kHeaderFormat);
+  e.uint(h.local_id);
+  e.buffer(h.manifest);
+  e.uint(h.state.length);
+  e.uint(h.state.byte_length);
+  e.uint(h.state.fork);
+  e.buffer(h.state.signature);
+  return e.take();
+}
+
+Result<Header> decode_header(ByteView b, const std::string& label) {
+  enc::Decoder d(b);
+  Header h;
+  if (d.u8() != kHeaderFormat) return corruption("core " + label + ": unknown header format");
+  h.local_id = d.uint();
+  h.manifest = to_bytes(d.buffer(64 * 1024));
+  h.state.length = d.uint();
+  h.state.byte_length = d.uint();
+  h.state.fork = d.uint();
+  h.state.signature = to_bytes(d.buffer(64 * 1024));
+  Status s = d.finish("core " + label + " header");
+  if (!s.ok()) return s;
+  return h;
+}
+
+std::array<uint8_t, kTreeValueSize> encode_node(const merkle::Node& n) {
+  std::array<uint8_t, kTreeValueSize> out;
+  for (int i = 0; i < 8; i++) out[i] = static_cast<uint8_t>(n.size >> (8 * i));
+  std::memcpy(out.data() + 8, n.hash.data(), 32);
+  return out;
+}
+
+std::optional<merkle::Node> decode_node(uint64_t index, ByteView v) {
+  if (v.size() != kTreeValueSize) return std::nullopt;
+  merkle::Node n;
+  n.index = index;
+  for (int i = 0; i < 8; i++) n.size |= static_cast<uint64_t>(v[i]) << (8 * i);
+  std::memcpy(n.hash.data(), v.data() + 8, 32);
+  return n;
+}
+
+// Reads trusted nodes of one core through a transaction.
+class TxnNodes : public merkle::NodeSource {
+ public:
+  TxnNodes(storage::ReadTxn& txn, uint64_t id) : txn_(txn), id_(id) {}
+  std::optional<merkle::Node> node(uint64_t index) override {
+    auto v = txn_.get(storage::Table::tree, storage::pair_key(id_, index));
+    if (!v) return std::nullopt;
+    return decode_node(index, *v);
+  }
+
+ private:
+  storage::ReadTxn& txn_;
+  uint64_t id_;
+};
+
+Result<uint64_t> allocate_local_id(storage::WriteTxn& txn) {
+  uint64_t next = 1;
+  if (auto v = txn.get(storage::Table::meta, as_bytes(kNextCoreId))) {
+    enc::Decoder d(*v);
+    next = d.u64le();
+    if (!d.done()) return corruption("meta: damaged core counter");
+  }
+  enc::Encoder e;
+  e.u64le(next + 1);
+  P2P_TRY(txn.put(storage::Table::meta, as_bytes(kNextCoreId), e.bytes()));
+  return next;
+}
+
+}  // namespace
+
+Core::Core(storage::Store& store, Key32 key) : store_(store), key_(key) {
+  discovery_key_ = crypto::discovery_key(key_);
+}
+
+Core::~Core() = default;
+
+std::string Core::label() const { return keys::to_z32(key_).substr(0, 12); }
+
+Result<std::unique_ptr<Core>> Core::open_writable(storage::Store& store, const crypto::KeyPair& kp) {
+  manifest::Manifest m = manifest::default_manifest(kp.public_key);
+  Key32 key = manifest::hash(m);
+  std::unique_ptr<Core> core(new Core(store, key));
+  core->key_pair_ = kp;
+  {
+    auto txn = store.read();
+    if (!txn.ok()) return txn.status();
+    if ((*txn)->get(storage::Table::cores, key)) {
+      P2P_TRY(core->load(**txn));
+      return core;
+    }
+  }
+  auto txn = store.write();
+  if (!txn.ok()) return txn.status();
+  if (!(*txn)->get(storage::Table::cores, key)) {  // still new inside the write lock
+    auto id = allocate_local_id(**txn);
+    if (!id.ok()) return id.status();
+    Header h{*id, manifest::encode(m), {}};
+    P2P_TRY((*txn)->put(storage::Table::cores, key, encode_header(h)));
+  }
+  P2P_TRY(core->load(**txn));
+  P2P_TRY((*txn)->commit());
+  return core;
+}
+
+Result<std::unique_ptr<Core>> Core::open_by_key(storage::Store& store, const Key32& key) {
+  std::unique_ptr<Core> core(new Core(store, key));
+  auto txn = store.read();
+  if (!txn.ok()) return txn.status();
+  if (!(*txn)->get(storage::Table::cores, key))
+    return not_found("core " + keys::to_z32(key) + " is not in the local store");
+  P2P_TRY(core->load(**txn));
+  return core;
+}
+
+Status Core::load(storage::ReadTxn& txn) {
+  auto raw = txn.get(storage::Table::cores, key_);
+  if (!raw) return txn.status().ok() ? not_found("core " + label() + " is not in the local store") : txn.status();
+  auto h = decode_header(*raw, label());
+  if (!h.ok()) return h.status();
+  auto m = manifest::decode(h->manifest);
+  if (!m.ok()) return error(m.status().code(), "core " + label() + ": " + m.status().message());
+  if (manifest::hash(*m) != key_) return corruption("core " + label() + ": stored manifest does not hash to the core key");
+  local_id_ = h->local_id;
+  auto roots = load_roots(txn, h->state.length);
+  if (!roots.ok()) return roots.status();
+  uint64_t bytes = 0;
+  for (const auto& r : *roots) bytes += r.size;
+  if (bytes != h->state.byte_length)
+    return corruption("core " + label() + ": byte length in the header does not match the tree roots");
+  if (h->state.length > 0) {
+    Status s = manifest::verify(*m, key_, merkle::tree_hash(*roots), h->state.length, h->state.fork,
+                                h->state.signature);
+    if (!s.ok())
+      return corruption("core " + label() + ": the signed header does not match the stored tree at length " +
+                        std::to_string(h->state.length) + " (" + s.message() + ")");
+  }
+  manifest_ = std::move(*m);
+  state_ = std::move(h->state);
+  roots_ = std::move(*roots);
+  return {};
+}
+
+Result<std::vector<merkle::Node>> Core::load_roots(storage::ReadTxn& txn, uint64_t length) {
+  std::vector<merkle::Node> roots;
+  for (uint64_t index : flat::full_roots(2 * length)) {
+    auto v = txn.get(storage::Table::tree, storage::pair_key(local_id_, index));
+    std::optional<merkle::Node> n = v ? decode_node(index, *v) : std::nullopt;
+    if (!n) return corruption("core " + label() + ": tree root " + std::to_string(index) + " is missing or damaged");
+    roots.push_back(*n);
+  }
+  return roots;
+}
+
+Status Core::refresh() {
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  return load(**txn);
+}
+
+Result<uint64_t> Core::append(ByteView block) { return append(std::span<const ByteView>(&block, 1)); }
+
+Result<uint64_t> Core::append(std::span<const ByteView> blocks) {
+  if (!key_pair_) return error(ErrorCode::permission, "core " + label() + " is read-only here (no secret key)");
+  for (ByteView b : blocks)
+    if (b.size() > kMaxBlockSize)
+      return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
+                              std::to_string(kMaxBlockSize));
+  auto txn = store_.write();
+  if (!txn.ok()) return txn.status();
+  storage::WriteTxn& w = **txn;
+  // Start from the stored header: another process may have appended since we read it.
+  auto raw = w.get(storage::Table::cores, key_);
+  auto stored = raw ? decode_header(*raw, label()) : Result<Header>(not_found("core " + label() + " vanished"));
+  if (!stored.ok()) return stored.status();
+  if (stored->state.length != state_.length || stored->state.fork != state_.fork ||
+      stored->state.signature != state_.signature)
+    P2P_TRY(load(w));
+  if (blocks.empty()) return state_.length;
+
+  merkle::TreeBatch batch(roots_);
+  for (ByteView b : blocks) {
+    P2P_TRY(w.put(storage::Table::blocks, storage::pair_key(local_id_, batch.length()), b));
+    batch.append(b);
+  }
+  for (const merkle::Node& n : batch.added_nodes())
+    P2P_TRY(w.put(storage::Table::tree, storage::pair_key(local_id_, n.index), encode_node(n)));
+
+  CoreState next{batch.length(), batch.byte_length(), state_.fork, {}};
+  auto signable = merkle::signable(key_, batch.hash(), next.length, next.fork);
+  next.signature = manifest::encode_signature(0, crypto::sign(signable, *key_pair_));
+  Header h{local_id_, manifest::encode(manifest_), next};
+  P2P_TRY(w.put(storage::Table::cores, key_, encode_header(h)));
+  P2P_TRY(w.commit());
+  state_ = std::move(next);
+  roots_ = batch.roots();
+  return state_.length;
+}
+
+Result<Bytes> Core::get(uint64_t index) {
+  if (index >= state_.length) {
+    P2P_TRY(refresh());
+    if (index >= state_.length)
+      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(state_.length) + ")");
+  }
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  auto block = (*txn)->get(storage::Table::blocks, storage::pair_key(local_id_, index));
+  if (!block) {
+    P2P_TRY((*txn)->status());
+    return corruption("core " + label() + ": block " + std::to_string(index) + " is missing from the store");
+  }
+  auto leaf = (*txn)->get(storage::Table::tree, storage::pair_key(local_id_, 2 * index));
+  auto node = leaf ? decode_node(2 * index, *leaf) : std::nullopt;
+  if (!node || node->hash != crypto::leaf_hash(*block) || node->size != block->size())
+    return corruption("core " + label() + ": block " + std::to_string(index) +
+                      " does not match its tree hash (the store is damaged)");
+  return to_bytes(*block);
+}
+
+std::vector<merkle::Node> Core::roots() { return roots_; }
+
+Hash32 Core::tree_hash() { return merkle::tree_hash(roots_); }
+
+Result<merkle::Node> Core::tree_node(uint64_t index) {
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  TxnNodes nodes(**txn, local_id_);
+  auto n = nodes.node(index);
+  if (!n) return not_found("tree node " + std::to_string(index) + " is not stored");
+  return *n;
+}
+
+Status Core::verify() {
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  P2P_TRY(load(**txn));
+  TxnNodes stored(**txn, local_id_);
+  merkle::TreeBatch batch;
+  for (uint64_t i = 0; i < state_.length; i++) {
+    auto block = (*txn)->get(storage::Table::blocks, storage::pair_key(local_id_, i));
+    if (!block) return corruption("core " + label() + ": block " + std::to_string(i) + " is missing");
+    batch.append(*block);
+    for (const merkle::Node& n : batch.added_nodes()) {
+      auto s = stored.node(n.index);
+      if (!s || *s != n) {
+        std::string what = n.index == 2 * i ? "block " + std::to_string(i) : "tree node " + std::to_string(n.index);
+        return corruption("core " + label() + ": " + what + " fails verification (the store is damaged)");
+      }
+    }
+    batch.clear_added_nodes();
+  }
+  if (batch.roots() != roots_) return corruption("core " + label() + ": the tree roots do not match the blocks");
+  return {};  // load() already checked the signature over these roots
+}
+
+Result<merkle::Proof> Core::proof(const merkle::ProofRequest& request) {
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  P2P_TRY(load(**txn));
+  TxnNodes nodes(**txn, local_id_);
+  auto p = merkle::generate_proof(nodes, state_.length, state_.fork, state_.signature, request);
+  if (!p.ok()) return p.status();
+  if (p->block) {
+    auto block = (*txn)->get(storage::Table::blocks, storage::pair_key(local_id_, p->block->index));
+    if (!block) return not_found("block " + std::to_string(p->block->index) + " is not stored");
+    p->block->value = to_bytes(*block);
+  }
+  return p;
+}
+
+}  // namespace p2p

@@ -1,0 +1,83 @@
+// A Hypercore 11 compatible signed append-only log on a Store. Each append
+// (one block or a batch) writes its blocks, the new tree nodes and the newly
+// signed header in one transaction. Several processes may append to the same
+// core: every write starts from the header stored at that moment.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "core/crypto.h"
+#include "core/manifest.h"
+#include "core/merkle.h"
+#include "storage/store.h"
+
+namespace p2p {
+
+// Largest block we accept, from the user or the network.
+constexpr size_t kMaxBlockSize = 16 * 1024 * 1024;
+
+struct CoreState {
+  uint64_t length = 0;
+  uint64_t byte_length = 0;
+  uint64_t fork = 0;
+  Bytes signature;  // signature container over the tree at `length`
+};
+
+class Core {
+ public:
+  // Opens the core for `key_pair` (default manifest), creating it when new.
+  static Result<std::unique_ptr<Core>> open_writable(storage::Store& store, const crypto::KeyPair& key_pair);
+  // Opens a stored core by key, read-only; not_found when this store lacks it.
+  static Result<std::unique_ptr<Core>> open_by_key(storage::Store& store, const Key32& key);
+
+  const Key32& key() const { return key_; }
+  const Hash32& discovery_key() const { return discovery_key_; }
+  const manifest::Manifest& manifest() const { return manifest_; }
+  bool writable() const { return key_pair_.has_value(); }
+  uint64_t length() const { return state_.length; }
+  uint64_t byte_length() const { return state_.byte_length; }
+  uint64_t fork() const { return state_.fork; }
+  const Bytes& signature() const { return state_.signature; }
+  // A short name for messages: the key's z-base-32 form, abbreviated.
+  std::string label() const;
+
+  // Appends and commits; returns the new length.
+  Result<uint64_t> append(ByteView block);
+  Result<uint64_t> append(std::span<const ByteView> blocks);
+  // The block, checked against its stored leaf hash.
+  Result<Bytes> get(uint64_t index);
+  // Re-reads the header (another process may have appended).
+  Status refresh();
+
+  std::vector<merkle::Node> roots();
+  Hash32 tree_hash();
+  Result<merkle::Node> tree_node(uint64_t index);
+  // Rehashes every block and node and checks the signature over the roots.
+  Status verify();
+  // A proof as a replication peer would be sent (block values filled in).
+  Result<merkle::Proof> proof(const merkle::ProofRequest& request);
+
+  ~Core();
+
+ private:
+  Core(storage::Store& store, Key32 key);
+  Status load(storage::ReadTxn& txn);
+  Result<std::vector<merkle::Node>> load_roots(storage::ReadTxn& txn, uint64_t length);
+
+  storage::Store& store_;
+  Key32 key_;
+  Hash32 discovery_key_{};
+  manifest::Manifest manifest_;
+  std::optional<crypto::KeyPair> key_pair_;
+  uint64_t local_id_ = 0;
+  CoreState state_;
+  std::vector<merkle::Node> roots_;
+};
+
+}  // namespace p2p

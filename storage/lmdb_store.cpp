@@ -1,0 +1,231 @@
+// The LMDB implementation of Store: one environment per home, one named
+// database per table. LMDB serialises writers across processes with a robust
+// mutex, so a writer killed mid-transaction leaves the last commit intact.
+#include <lmdb.h>
+#include <sys/stat.h>
+
+#include <array>
+#include <cstring>
+
+#include "storage/store.h"
+
+namespace p2p::storage {
+
+namespace {
+
+MDB_val val(ByteView b) { return {b.size(), const_cast<uint8_t*>(b.data())}; }
+ByteView view(const MDB_val& v) { return {static_cast<const uint8_t*>(v.mv_data), v.mv_size}; }
+
+Status lmdb_status(int rc, const std::string& what) {
+  if (rc == 0) return {};
+  if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND || rc == MDB_INVALID)
+    return corruption(what + ": the store is corrupted (" + mdb_strerror(rc) + ")");
+  return io_error(what + ": " + mdb_strerror(rc));
+}
+
+int compare(ByteView a, ByteView b) {
+  size_t n = std::min(a.size(), b.size());
+  int c = n ? std::memcmp(a.data(), b.data(), n) : 0;
+  if (c != 0) return c;
+  return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
+}
+
+class LmdbStore;
+
+class LmdbTxn : public WriteTxn {
+ public:
+  LmdbTxn(MDB_txn* txn, const std::array<MDB_dbi, kTableCount>& dbis, bool writable)
+      : txn_(txn), dbis_(dbis), writable_(writable) {}
+  ~LmdbTxn() override {
+    if (txn_) mdb_txn_abort(txn_);
+  }
+
+  std::optional<ByteView> get(Table t, ByteView key) override {
+    MDB_val k = val(key), v;
+    int rc = mdb_get(txn_, dbi(t), &k, &v);
+    if (rc == MDB_NOTFOUND) return std::nullopt;
+    if (rc != 0) {
+      remember(lmdb_status(rc, std::string("reading ") + table_name(t)));
+      return std::nullopt;
+    }
+    return view(v);
+  }
+
+  Status scan(Table t, ByteView from, ByteView to,
+              const std::function<bool(ByteView, ByteView)>& visit) override {
+    MDB_cursor* cur = nullptr;
+    if (int rc = mdb_cursor_open(txn_, dbi(t), &cur)) return lmdb_status(rc, "opening a cursor");
+    MDB_val k = val(from), v;
+    int rc = from.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0) {
+      if (!to.empty() && compare(view(k), to) >= 0) break;
+      if (!visit(view(k), view(v))) break;
+      rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) return lmdb_status(rc, std::string("scanning ") + table_name(t));
+    return {};
+  }
+
+  Status status() const override { return status_; }
+
+  Status put(Table t, ByteView key, ByteView value) override {
+    if (!writable_) return invalid_argument("put in a read transaction");
+    MDB_val k = val(key), v = val(value);
+    Status s = lmdb_status(mdb_put(txn_, dbi(t), &k, &v, 0), std::string("writing ") + table_name(t));
+    remember(s);
+    return s;
+  }
+
+  Status del(Table t, ByteView key) override {
+    if (!writable_) return invalid_argument("delete in a read transaction");
+    MDB_val k = val(key);
+    int rc = mdb_del(txn_, dbi(t), &k, nullptr);
+    if (rc == MDB_NOTFOUND) return {};
+    Status s = lmdb_status(rc, std::string("deleting from ") + table_name(t));
+    remember(s);
+    return s;
+  }
+
+  Status commit() override {
+    if (!status_.ok()) return status_;
+    int rc = mdb_txn_commit(txn_);
+    txn_ = nullptr;
+    return lmdb_status(rc, "committing");
+  }
+
+ private:
+  MDB_dbi dbi(Table t) const { return dbis_[static_cast<size_t>(t)]; }
+  void remember(const Status& s) {
+    if (status_.ok() && !s.ok()) status_ = s;
+  }
+  MDB_txn* txn_;
+  std::array<MDB_dbi, kTableCount> dbis_;
+  bool writable_;
+  Status status_;
+};
+
+class LmdbStore : public Store {
+ public:
+  ~LmdbStore() override {
+    if (env_) mdb_env_close(env_);
+  }
+
+  Status open(const std::string& dir, const LmdbOptions& options) {
+    if (int rc = mdb_env_create(&env_)) return lmdb_status(rc, "creating the LMDB environment");
+    mdb_env_set_maxdbs(env_, kTableCount + 4);
+    mdb_env_set_mapsize(env_, options.map_size);
+    mdb_env_set_maxreaders(env_, 256);
+    unsigned flags = MDB_NOTLS | (options.sync ? 0 : MDB_NOSYNC);
+    P2P_TRY(check_not_truncated(dir));
+    if (int rc = mdb_env_open(env_, dir.c_str(), flags, 0600))
+      return lmdb_status(rc, "opening the store in " + dir);
+    int dead = 0;
+    mdb_reader_check(env_, &dead);  // free slots of readers killed earlier
+
+    MDB_txn* txn = nullptr;
+    if (int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return lmdb_status(rc, "opening tables");
+    for (int i = 0; i < kTableCount; i++) {
+      if (int rc = mdb_dbi_open(txn, table_name(static_cast<Table>(i)), MDB_CREATE, &dbis_[i])) {
+        mdb_txn_abort(txn);
+        return lmdb_status(rc, "opening table " + std::string(table_name(static_cast<Table>(i))));
+      }
+    }
+    return lmdb_status(mdb_txn_commit(txn), "creating tables");
+  }
+
+  Result<std::unique_ptr<ReadTxn>> read() override {
+    auto t = begin(MDB_RDONLY);
+    if (!t.ok()) return t.status();
+    return std::unique_ptr<ReadTxn>(std::move(*t));
+  }
+
+  Result<std::unique_ptr<WriteTxn>> write() override {
+    auto t = begin(0);
+    if (!t.ok()) return t.status();
+    return std::unique_ptr<WriteTxn>(std::move(*t));
+  }
+
+ private:
+  Result<std::unique_ptr<LmdbTxn>> begin(unsigned flags) {
+    MDB_txn* txn = nullptr;
+    int rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+    if (rc == MDB_MAP_RESIZED) {  // another process grew the map
+      mdb_env_set_mapsize(env_, 0);
+      rc = mdb_txn_begin(env_, nullptr, flags, &txn);
+    }
+    if (rc != 0) return lmdb_status(rc, "starting a transaction");
+    return std::make_unique<LmdbTxn>(txn, dbis_, flags == 0);
+  }
+
+  // A data file shorter than its own meta pages claim would fault (SIGBUS)
+  // when LMDB touches the missing pages; refuse it with a clear error instead.
+  static Status check_not_truncated(const std::string& dir) {
+    std::string path = dir + "/data.mdb";
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0) return {};
+    if (st.st_size == 0) return {};
+    auto bytes = read_meta(path);
+    if (!bytes.ok()) return bytes.status();
+    if (static_cast<uint64_t>(st.st_size) < *bytes)
+      return corruption("the store's data file " + path + " is truncated (" + std::to_string(st.st_size) +
+                        " bytes, needs " + std::to_string(*bytes) + ")");
+    return {};
+  }
+
+  // Reads both meta pages and returns the larger "last page" bound in bytes
+  // (the newest transaction's). Layout per LMDB's MDB_meta, 64-bit.
+  static Result<uint64_t> read_meta(const std::string& path);
+
+  MDB_env* env_ = nullptr;
+  std::array<MDB_dbi, kTableCount> dbis_{};
+};
+
+}  // namespace
+
+Result<uint64_t> LmdbStore::read_meta(const std::string& path) {
+  // Use LMDB itself to read the meta pages: mdb_env_info on a read-only
+  // environment opened without touching data pages.
+  MDB_env* env = nullptr;
+  if (mdb_env_create(&env) != 0) return io_error("cannot create LMDB environment");
+  mdb_env_set_maxdbs(env, kTableCount + 4);
+  int rc = mdb_env_open(env, path.c_str(), MDB_NOSUBDIR | MDB_RDONLY | MDB_NOLOCK, 0600);
+  if (rc != 0) {
+    mdb_env_close(env);
+    return lmdb_status(rc, "reading the store's header in " + path);
+  }
+  MDB_envinfo info;
+  MDB_stat st;
+  mdb_env_info(env, &info);
+  mdb_env_stat(env, &st);
+  mdb_env_close(env);
+  return (static_cast<uint64_t>(info.me_last_pgno) + 1) * st.ms_psize;
+}
+
+const char* table_name(Table t) {
+  switch (t) {
+    case Table::meta: return "meta";
+    case Table::cores: return "cores";
+    case Table::names: return "names";
+    case Table::blocks: return "blocks";
+    case Table::tree: return "tree";
+  }
+  return "?";
+}
+
+std::array<uint8_t, 16> pair_key(uint64_t a, uint64_t b) {
+  std::array<uint8_t, 16> k;
+  for (int i = 0; i < 8; i++) {
+    k[i] = static_cast<uint8_t>(a >> (56 - 8 * i));
+    k[8 + i] = static_cast<uint8_t>(b >> (56 - 8 * i));
+  }
+  return k;
+}
+
+Result<std::unique_ptr<Store>> open_lmdb(const std::string& dir, const LmdbOptions& options) {
+  auto store = std::make_unique<LmdbStore>();
+  P2P_TRY(store->open(dir, options));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace p2p::storage

@@ -1,0 +1,56 @@
+// What every command shares: global options, opening the home, and the
+// output conventions (data on stdout, messages on stderr, --json, exit codes).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "core/home.h"
+
+namespace p2p::cli {
+
+enum Exit : int { kOk = 0, kFailure = 1, kUsage = 2 };
+
+struct Context {
+  std::string home_path;        // --home, else P2P_HOME / XDG default
+  std::string passphrase_file;  // --passphrase-file, else P2P_PASSPHRASE_FILE
+  bool json = false;            // --json
+  bool quiet = false;           // --quiet: no informational messages
+
+  // Set by a subcommand's callback; runs after parsing succeeded.
+  std::function<int()> run;
+
+  // Opens the home once; reports a newly created identity on stderr.
+  Result<Home*> home();
+  Result<std::optional<std::string>> passphrase();
+  // Reports the error (a JSON object under --json) and returns its exit code.
+  int fail(const Status& s);
+  void info(const std::string& message);  // stderr, unless --quiet or --json
+  void emit(const nlohmann::json& object);  // one JSON object per line on stdout
+  // After a write: tell the user once that a fresh identity was made for them.
+  void note_identity_created();
+
+ private:
+  std::unique_ptr<Home> home_;
+  bool told_identity_ = false;
+};
+
+int exit_code(const Status& s);
+bool stdout_is_tty();
+// Reads all of stdin, refusing more than `limit` bytes.
+Result<Bytes> read_stdin(size_t limit);
+// Value as text when it is valid UTF-8, else base64 with "encoding":"base64".
+void put_value(nlohmann::json& out, const std::string& field, ByteView value);
+
+// Registers the commands of each group.
+void add_id_commands(CLI::App& app, Context& ctx);
+void add_core_commands(CLI::App& app, Context& ctx);
+void add_completion_command(CLI::App& app, Context& ctx);
+
+}  // namespace p2p::cli
