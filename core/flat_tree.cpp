@@ -69,7 +69,7 @@ void Iterator::seek(uint64_t i) {
 
 bool Iterator::contains(uint64_t i) const {
   if (i > index_) return i < index_ + factor_ / 2;
-  if (i < index_) return i > index_ - factor_ / 2;
+  if (i < index_) return i + factor_ / 2 > index_;  // no unsigned underflow
   return true;
 }
 

@@ -80,8 +80,11 @@ void Context::note_identity_created() {
   if (!home_ || !home_->created_identity() || told_identity_) return;
   told_identity_ = true;
   // Said even under --quiet: losing this key loses write access to every core.
-  std::cerr << "p2p: created a new identity in " << home_->path()
-            << " (back it up with 'p2p id export')\n";
+  std::string text = "created a new identity in " + home_->path() + " (back it up with 'p2p id export')";
+  if (json)
+    std::cerr << nlohmann::json{{"notice", text}}.dump() << "\n";
+  else
+    std::cerr << "p2p: " << text << "\n";
 }
 
 bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }

@@ -22,7 +22,9 @@ nlohmann::json describe(Core& core, const std::string& name) {
                       {"length", core.length()},
                       {"byteLength", core.byte_length()},
                       {"fork", core.fork()},
-                      {"writable", core.writable()}};
+                      {"writable", core.writable()},
+                      {"treeHash", to_hex(core.tree_hash())},
+                      {"signature", to_hex(core.signature())}};
   if (!name.empty()) d["name"] = name;
   return d;
 }
@@ -202,7 +204,8 @@ int verify(Context& ctx, const std::string& target) {
   if (ctx.json)
     ctx.emit({{"key", to_hex((*core)->key())}, {"length", (*core)->length()}, {"verified", true}});
   else
-    std::cout << "ok: " << (*core)->length() << " blocks verify against the signed roots\n";
+    std::cout << "ok: " << (*core)->length() << ((*core)->length() == 1 ? " block verifies" : " blocks verify")
+              << " against the signed roots\n";
   return kOk;
 }
 

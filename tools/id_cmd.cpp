@@ -53,7 +53,7 @@ int create(Context& ctx, bool force) {
   return show(ctx, **home, key);
 }
 
-int export_identity(Context& ctx) {
+int export_identity(Context& ctx, bool plain) {
   auto home = ctx.home();
   if (!home.ok()) return ctx.fail(home.status());
   auto pass = ctx.passphrase();
@@ -61,9 +61,10 @@ int export_identity(Context& ctx) {
   auto key = (*home)->primary_key();
   if (!key.ok()) return ctx.fail(key.status());
   ctx.note_identity_created();
-  std::string text = *pass ? identity::export_sealed(*key, **pass) : identity::export_plain(*key);
+  bool sealed = pass->has_value() && !plain;
+  std::string text = sealed ? identity::export_sealed(*key, **pass) : identity::export_plain(*key);
   if (ctx.json)
-    ctx.emit({{"primaryKey", text}, {"sealed", pass->has_value()}});
+    ctx.emit({{"primaryKey", text}, {"sealed", sealed}});
   else
     std::cout << text << "\n";
   return kOk;
@@ -115,7 +116,9 @@ void add_id_commands(CLI::App& app, Context& ctx) {
   });
 
   auto* export_cmd = id->add_subcommand("export", "Print the primary key: 64 hex characters, or sealed with --passphrase-file");
-  export_cmd->callback([&ctx] { ctx.run = [&ctx] { return export_identity(ctx); }; });
+  auto plain = std::make_shared<bool>(false);
+  export_cmd->add_flag("--plain", *plain, "Print 64 hex characters even when --passphrase-file is given (it then only unlocks)");
+  export_cmd->callback([&ctx, plain] { ctx.run = [&ctx, plain] { return export_identity(ctx, *plain); }; });
 
   auto* import_cmd = id->add_subcommand("import", "Store an identity printed by 'p2p id export' (from FILE or stdin)");
   auto file = std::make_shared<std::string>();
