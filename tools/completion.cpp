@@ -18,14 +18,24 @@ struct Command {
   std::vector<Command> children;
 };
 
-Command walk(const CLI::App& app, const std::string& path) {
+using Options = std::vector<std::pair<std::string, std::string>>;
+
+// `inherited` are the global options, which every subcommand accepts too.
+Command walk(const CLI::App& app, const std::string& path, const Options& inherited) {
   Command c{path, app.get_name(), app.get_description(), {}, {}};
   for (const CLI::Option* o : app.get_options()) {
     for (const std::string& l : o->get_lnames()) c.options.emplace_back("--" + l, o->get_description());
     for (const std::string& s : o->get_snames()) c.options.emplace_back("-" + s, o->get_description());
   }
+  Options globals = inherited;
+  if (inherited.empty()) {
+    for (const auto& opt : c.options)
+      if (opt.first != "--help" && opt.first != "-h" && opt.first != "--version") globals.push_back(opt);
+  } else {
+    c.options.insert(c.options.end(), inherited.begin(), inherited.end());
+  }
   for (const CLI::App* sub : app.get_subcommands([](const CLI::App* a) { return !a->get_group().empty(); }))
-    c.children.push_back(walk(*sub, path + " " + sub->get_name()));
+    c.children.push_back(walk(*sub, path + " " + sub->get_name(), globals));
   return c;
 }
 
@@ -140,7 +150,7 @@ void add_completion_command(CLI::App& app, Context& ctx) {
   cmd->add_option("SHELL", *shell, "bash, zsh or fish")->required()->check(CLI::IsMember({"bash", "zsh", "fish"}));
   cmd->callback([&app, &ctx, shell] {
     ctx.run = [&app, shell] {
-      Command root = walk(app, "p2p");
+      Command root = walk(app, "p2p", {});
       std::cout << (*shell == "bash" ? bash(root) : *shell == "zsh" ? zsh(root) : fish(root));
       return int{kOk};
     };

@@ -235,7 +235,7 @@ void add_core_commands(CLI::App& app, Context& ctx) {
   auto g = std::make_shared<GetArgs>();
   auto* get_cmd = core->add_subcommand("get", "Print block INDEX of a core (raw bytes)");
   get_cmd->add_option("CORE", g->target, target_help)->required();
-  get_cmd->add_option("INDEX", g->index, "Block index, from 0")->required();
+  get_cmd->add_option("INDEX", g->index, "Block index, from 0")->required()->check(CLI::NonNegativeNumber);
   get_cmd->callback([&ctx, g] { ctx.run = [&ctx, g] { return get(ctx, g->target, g->index); }; });
 
   auto info_target = std::make_shared<std::string>();
