@@ -1,5 +1,6 @@
 #include "core/log.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/encoding.h"
@@ -208,11 +209,13 @@ Result<uint64_t> Core::append(std::span<const ByteView> blocks) {
 
   merkle::TreeBatch batch(roots_);
   for (ByteView b : blocks) {
-    P2P_TRY(w.put(storage::Table::blocks, storage::pair_key(local_id_, batch.length()), b));
+    P2P_TRY(w.put_last(storage::Table::blocks, storage::pair_key(local_id_, batch.length()), b));
     batch.append(b);
   }
-  for (const merkle::Node& n : batch.added_nodes())
-    P2P_TRY(w.put(storage::Table::tree, storage::pair_key(local_id_, n.index), encode_node(n)));
+  std::vector<merkle::Node> added = batch.added_nodes();
+  std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  for (const merkle::Node& n : added)
+    P2P_TRY(w.put_last(storage::Table::tree, storage::pair_key(local_id_, n.index), encode_node(n)));
 
   CoreState next{batch.length(), batch.byte_length(), state_.fork, {}};
   auto signable = merkle::signable(key_, batch.hash(), next.length, next.fork);

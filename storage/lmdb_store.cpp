@@ -77,6 +77,16 @@ class LmdbTxn : public WriteTxn {
     return s;
   }
 
+  Status put_last(Table t, ByteView key, ByteView value) override {
+    if (!writable_) return invalid_argument("put in a read transaction");
+    MDB_val k = val(key), v = val(value);
+    int rc = mdb_put(txn_, dbi(t), &k, &v, MDB_APPEND);
+    if (rc == MDB_KEYEXIST) return put(t, key, value);  // not past the end after all
+    Status s = lmdb_status(rc, std::string("writing ") + table_name(t));
+    remember(s);
+    return s;
+  }
+
   Status del(Table t, ByteView key) override {
     if (!writable_) return invalid_argument("delete in a read transaction");
     MDB_val k = val(key);

@@ -42,6 +42,10 @@ class ReadTxn {
 class WriteTxn : public ReadTxn {
  public:
   virtual Status put(Table table, ByteView key, ByteView value) = 0;
+  // A put whose key is expected to sort after every key in the table (as a
+  // log's next block does); lets LMDB fill pages instead of splitting them.
+  // Works like put() when the expectation is wrong.
+  virtual Status put_last(Table table, ByteView key, ByteView value) { return put(table, key, value); }
   virtual Status del(Table table, ByteView key) = 0;
   // Makes every change durable at once. A transaction dropped without commit aborts.
   virtual Status commit() = 0;

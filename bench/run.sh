@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs the C++ benchmarks and the JavaScript reference (../shared/bench/js)
+# side by side on this machine and prints the ratios as a markdown table.
+# Usage: bench/run.sh [N SIZE SINGLE_N]   (defaults: 100000 1024 10000, as run-all.sh)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-100000}; SIZE=${2:-1024}; SINGLE_N=${3:-10000}
+JS_SRC=${JS_BENCH:-../shared/bench/js}
+[ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench p2p > /dev/null
+
+js=build/bench-js
+if [ ! -d "$js/node_modules" ]; then
+  mkdir -p "$js" && cp -r "$JS_SRC"/. "$js"/
+  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+out=build/bench-results.jsonl
+: > "$out"
+echo "bench: JavaScript core-append ($N x $SIZE B)..." >&2
+(cd "$js" && node core-append.js "$N" "$SIZE" "$SINGLE_N") | tail -n 1 >> "$out"
+echo "bench: p2p core-append..." >&2
+build/bench/core_bench "$N" "$SIZE" "$SINGLE_N" >> "$out"
+
+# Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
+home=$(mktemp -d)
+trap 'rm -rf "$home"' EXIT
+seq 1 1000 | P2P_HOME="$home" build/p2p core append bench --lines 2> /dev/null
+t0=$(date +%s%N)
+for _ in $(seq 200); do P2P_HOME="$home" build/p2p core get bench 500 > /dev/null; done
+t1=$(date +%s%N)
+echo "{\"bench\":\"cli-get\",\"impl\":\"p2p\",\"runs\":200,\"total_ns\":$((t1 - t0))}" >> "$out"
+
+python3 - "$out" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+js = next(r for r in rows if r.get("bench") == "core-append" and r.get("impl") != "p2p")
+cc = next(r for r in rows if r.get("bench") == "core-append" and r.get("impl") == "p2p")
+cli = next(r for r in rows if r.get("bench") == "cli-get")
+def row(name, unit, j, c, target=None, higher=True):
+    ratio = c / j if higher else j / c
+    t = f"≥ {target}x" if target else ""
+    ok = "" if not target else ("yes" if ratio >= target else "NO")
+    print(f"| {name} | {unit} | {j:,.0f} | {c:,.0f} | {ratio:.1f}x | {t} | {ok} |")
+print("| workload | unit | JavaScript | p2p | ratio | target | met |")
+print("|---|---|---|---|---|---|---|")
+row("batched append, 1 KiB, 1000/batch", "blocks/s", js["append_batched"]["blocks_per_s"], cc["append_batched"]["blocks_per_s"], 3)
+row("sequential get", "blocks/s", js["read_seq_get"]["blocks_per_s"], cc["read_seq_get"]["blocks_per_s"], 5)
+row("random get, one at a time", "gets/s", js["random_get"]["gets_per_s"], cc["random_get"]["gets_per_s"], 5)
+row("single append (durable commit each)", "blocks/s", js["append_single"]["blocks_per_s"], cc["append_single"]["blocks_per_s"])
+row("disk per block (batched)", "bytes", js["disk"]["apparent_bytes_per_block"], cc["disk"]["apparent_bytes_per_block"], None, False)
+row("peak RSS", "MB", js["peak_rss_MB"], cc["peak_rss_MB"], None, False)
+print(f"\n`p2p core get NAME INDEX` as a whole process: {cli['total_ns'] / cli['runs'] / 1e6:.2f} ms mean over {cli['runs']} runs (target < 10 ms).")
+PY
