@@ -190,11 +190,114 @@ Status Core::refresh() {
 Result<uint64_t> Core::append(ByteView block) { return append(std::span<const ByteView>(&block, 1)); }
 
 Result<uint64_t> Core::append(std::span<const ByteView> blocks) {
+  auto w = writer();
+  if (!w.ok()) return w.status();
+  P2P_TRY((*w)->append(blocks));
+  P2P_TRY((*w)->commit());
+  return state_.length;
+}
+
+namespace {
+
+Result<ByteView> checked_block(storage::ReadTxn& txn, uint64_t id, uint64_t index, const std::string& label) {
+  auto block = txn.get(storage::Table::blocks, storage::pair_key(id, index));
+  if (!block) {
+    P2P_TRY(txn.status());
+    return corruption("core " + label + ": block " + std::to_string(index) + " is missing from the store");
+  }
+  auto leaf = txn.get(storage::Table::tree, storage::pair_key(id, 2 * index));
+  auto node = leaf ? decode_node(2 * index, *leaf) : std::nullopt;
+  if (!node || node->size != block->size() || node->hash != crypto::leaf_hash(*block))
+    return corruption("core " + label + ": block " + std::to_string(index) +
+                      " does not match its tree hash (the store is damaged)");
+  return *block;
+}
+
+}  // namespace
+
+class CoreReaderImpl : public CoreReader {
+ public:
+  CoreReaderImpl(Core& core, std::unique_ptr<storage::ReadTxn> txn, uint64_t length)
+      : core_(core), txn_(std::move(txn)), length_(length) {}
+  uint64_t length() const override { return length_; }
+  Result<ByteView> get(uint64_t index) override {
+    if (index >= length_)
+      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length_) + ")");
+    return checked_block(*txn_, core_.local_id_, index, core_.label());
+  }
+
+ private:
+  Core& core_;
+  std::unique_ptr<storage::ReadTxn> txn_;
+  uint64_t length_;
+};
+
+class CoreWriterImpl : public CoreWriter {
+ public:
+  CoreWriterImpl(Core& core, std::unique_ptr<storage::WriteTxn> txn)
+      : core_(core), txn_(std::move(txn)), batch_(core.roots_) {}
+  uint64_t length() const override { return batch_.length(); }
+  Result<ByteView> get(uint64_t index) override {
+    if (index >= batch_.length())
+      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length()) + ")");
+    return checked_block(*txn_, core_.local_id_, index, core_.label());
+  }
+
+  Status append(std::span<const ByteView> blocks) override {
+    for (ByteView b : blocks)
+      if (b.size() > kMaxBlockSize)
+        return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
+                                std::to_string(kMaxBlockSize));
+    for (ByteView b : blocks) {
+      P2P_TRY(txn_->put_last(storage::Table::blocks, storage::pair_key(core_.local_id_, batch_.length()), b));
+      batch_.append(b);
+    }
+    // Nodes go in sorted so most of them land past the table's end (page fill, not split).
+    std::vector<merkle::Node> added = batch_.added_nodes();
+    batch_.clear_added_nodes();
+    std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+    for (const merkle::Node& n : added)
+      P2P_TRY(txn_->put_last(storage::Table::tree, storage::pair_key(core_.local_id_, n.index), encode_node(n)));
+    return {};
+  }
+
+  Status commit() override {
+    if (!txn_) return invalid_argument("this write was already committed");
+    const CoreState& old = core_.state_;
+    if (batch_.length() == old.length) {  // nothing appended: nothing to sign
+      txn_.reset();
+      return {};
+    }
+    CoreState next{batch_.length(), batch_.byte_length(), old.fork, {}};
+    auto signable = merkle::signable(core_.key_, batch_.hash(), next.length, next.fork);
+    next.signature = manifest::encode_signature(0, crypto::sign(signable, *core_.key_pair_));
+    Header h{core_.local_id_, manifest::encode(core_.manifest_), next};
+    P2P_TRY(txn_->put(storage::Table::cores, core_.key_, encode_header(h)));
+    P2P_TRY(txn_->commit());
+    txn_.reset();
+    core_.state_ = std::move(next);
+    core_.roots_ = batch_.roots();
+    return {};
+  }
+
+ private:
+  Core& core_;
+  std::unique_ptr<storage::WriteTxn> txn_;
+  merkle::TreeBatch batch_;
+};
+
+Result<std::unique_ptr<CoreReader>> Core::reader() {
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  auto raw = (*txn)->get(storage::Table::cores, key_);
+  auto h = raw ? decode_header(*raw, label()) : Result<Header>(not_found("core " + label() + " vanished"));
+  if (!h.ok()) return h.status();
+  if (h->state.length != state_.length || h->state.signature != state_.signature) P2P_TRY(load(**txn));
+  return std::unique_ptr<CoreReader>(new CoreReaderImpl(*this, std::move(*txn), state_.length));
+}
+
+Result<std::unique_ptr<CoreWriter>> Core::writer() {
   if (!key_pair_) return error(ErrorCode::permission, "core " + label() + " is read-only here (no secret key)");
-  for (ByteView b : blocks)
-    if (b.size() > kMaxBlockSize)
-      return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
-                              std::to_string(kMaxBlockSize));
   auto txn = store_.write();
   if (!txn.ok()) return txn.status();
   storage::WriteTxn& w = **txn;
@@ -205,47 +308,15 @@ Result<uint64_t> Core::append(std::span<const ByteView> blocks) {
   if (stored->state.length != state_.length || stored->state.fork != state_.fork ||
       stored->state.signature != state_.signature)
     P2P_TRY(load(w));
-  if (blocks.empty()) return state_.length;
-
-  merkle::TreeBatch batch(roots_);
-  for (ByteView b : blocks) {
-    P2P_TRY(w.put_last(storage::Table::blocks, storage::pair_key(local_id_, batch.length()), b));
-    batch.append(b);
-  }
-  std::vector<merkle::Node> added = batch.added_nodes();
-  std::sort(added.begin(), added.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
-  for (const merkle::Node& n : added)
-    P2P_TRY(w.put_last(storage::Table::tree, storage::pair_key(local_id_, n.index), encode_node(n)));
-
-  CoreState next{batch.length(), batch.byte_length(), state_.fork, {}};
-  auto signable = merkle::signable(key_, batch.hash(), next.length, next.fork);
-  next.signature = manifest::encode_signature(0, crypto::sign(signable, *key_pair_));
-  Header h{local_id_, manifest::encode(manifest_), next};
-  P2P_TRY(w.put(storage::Table::cores, key_, encode_header(h)));
-  P2P_TRY(w.commit());
-  state_ = std::move(next);
-  roots_ = batch.roots();
-  return state_.length;
+  return std::unique_ptr<CoreWriter>(new CoreWriterImpl(*this, std::move(*txn)));
 }
 
 Result<Bytes> Core::get(uint64_t index) {
-  if (index >= state_.length) {
-    P2P_TRY(refresh());
-    if (index >= state_.length)
-      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(state_.length) + ")");
-  }
-  auto txn = store_.read();
-  if (!txn.ok()) return txn.status();
-  auto block = (*txn)->get(storage::Table::blocks, storage::pair_key(local_id_, index));
-  if (!block) {
-    P2P_TRY((*txn)->status());
-    return corruption("core " + label() + ": block " + std::to_string(index) + " is missing from the store");
-  }
-  auto leaf = (*txn)->get(storage::Table::tree, storage::pair_key(local_id_, 2 * index));
-  auto node = leaf ? decode_node(2 * index, *leaf) : std::nullopt;
-  if (!node || node->hash != crypto::leaf_hash(*block) || node->size != block->size())
-    return corruption("core " + label() + ": block " + std::to_string(index) +
-                      " does not match its tree hash (the store is damaged)");
+  if (index >= state_.length) P2P_TRY(refresh());
+  auto r = reader();
+  if (!r.ok()) return r.status();
+  auto block = (*r)->get(index);
+  if (!block.ok()) return block.status();
   return to_bytes(*block);
 }
 

@@ -22,6 +22,24 @@ namespace p2p {
 // Largest block we accept, from the user or the network.
 constexpr size_t kMaxBlockSize = 16 * 1024 * 1024;
 
+// A consistent view of one core for many reads: one storage read transaction.
+class CoreReader {
+ public:
+  virtual ~CoreReader() = default;
+  virtual uint64_t length() const = 0;
+  // The block, checked against its leaf hash; the view lives as long as the reader.
+  virtual Result<ByteView> get(uint64_t index) = 0;
+};
+
+// One write transaction on a core: blocks appended through it are readable
+// at once and become durable together, under one signature, at commit().
+// Dropping it uncommitted leaves the core untouched.
+class CoreWriter : public CoreReader {
+ public:
+  virtual Status append(std::span<const ByteView> blocks) = 0;
+  virtual Status commit() = 0;
+};
+
 struct CoreState {
   uint64_t length = 0;
   uint64_t byte_length = 0;
@@ -52,6 +70,10 @@ class Core {
   Result<uint64_t> append(std::span<const ByteView> blocks);
   // The block, checked against its stored leaf hash.
   Result<Bytes> get(uint64_t index);
+  // Reads and read-modify-append cycles (a B-tree put) that must see one state.
+  Result<std::unique_ptr<CoreReader>> reader();
+  // Holds the store's write lock until committed or dropped.
+  Result<std::unique_ptr<CoreWriter>> writer();
   // Re-reads the header (another process may have appended).
   Status refresh();
 
@@ -70,6 +92,8 @@ class Core {
   Status load(storage::ReadTxn& txn);
   Result<std::vector<merkle::Node>> load_roots(storage::ReadTxn& txn, uint64_t length);
 
+  friend class CoreWriterImpl;
+  friend class CoreReaderImpl;
   storage::Store& store_;
   Key32 key_;
   Hash32 discovery_key_{};

@@ -1,0 +1,155 @@
+#include "core/bee_format.h"
+
+#include "core/protobuf.h"
+
+namespace p2p::bee {
+
+namespace {
+
+Status malformed(const char* what) { return corruption(std::string("hyperbee ") + what + " block is malformed"); }
+
+// A packed repeated varint field (a non-packed single varint is accepted too).
+bool read_packed(pb::Reader& r, pb::WireType type, std::vector<uint64_t>& out, size_t max) {
+  if (type == pb::kVarint) {
+    out.push_back(r.varint());
+    return r.ok() && out.size() <= max;
+  }
+  if (type != pb::kLengthDelimited) return false;
+  pb::Reader inner(r.bytes());
+  while (r.ok() && inner.ok() && !inner.at_end()) {
+    out.push_back(inner.varint());
+    if (out.size() > max) return false;
+  }
+  return r.ok() && inner.ok();
+}
+
+Result<Level> decode_level(ByteView b) {
+  Level level;
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1) {
+      if (!read_packed(r, type, level.keys, kMaxKeysPerLevel)) return malformed("index");
+    } else if (field == 2) {
+      if (!read_packed(r, type, level.children, 2 * kMaxKeysPerLevel + 2)) return malformed("index");
+    } else {
+      r.skip(type);
+    }
+  }
+  if (!r.ok() || level.children.size() % 2 != 0) return malformed("index");
+  return level;
+}
+
+Result<std::vector<Level>> decode_index(ByteView b) {
+  std::vector<Level> levels;
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1 && type == pb::kLengthDelimited) {
+      auto level = decode_level(r.bytes());
+      if (!level.ok()) return level.status();
+      levels.push_back(std::move(*level));
+      if (levels.size() > kMaxLevels) return malformed("index");
+    } else {
+      r.skip(type);
+    }
+  }
+  if (!r.ok()) return malformed("index");
+  return levels;
+}
+
+}  // namespace
+
+Bytes encode_header(const Header& h) {
+  pb::Writer w;
+  w.bytes_field(1, as_bytes(h.protocol));
+  if (h.metadata) {
+    pb::Writer m;
+    if (h.metadata->content_feed) m.bytes_field(1, *h.metadata->content_feed);
+    if (h.metadata->user_data) m.bytes_field(2, *h.metadata->user_data);
+    w.bytes_field(2, m.bytes());
+  }
+  return w.take();
+}
+
+Result<Header> decode_header(ByteView b) {
+  Header h;
+  h.protocol.clear();
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1 && type == pb::kLengthDelimited) {
+      h.protocol = std::string(as_chars(r.bytes()));
+    } else if (field == 2 && type == pb::kLengthDelimited) {
+      Metadata m;
+      pb::Reader mr(r.bytes());
+      uint32_t f;
+      pb::WireType t;
+      while (mr.next(f, t)) {
+        if (f == 1 && t == pb::kLengthDelimited) m.content_feed = to_bytes(mr.bytes());
+        else if (f == 2 && t == pb::kLengthDelimited) m.user_data = to_bytes(mr.bytes());
+        else mr.skip(t);
+      }
+      if (!mr.ok()) return malformed("header");
+      h.metadata = std::move(m);
+    } else {
+      r.skip(type);
+    }
+  }
+  if (!r.ok()) return malformed("header");
+  if (h.protocol != "hyperbee") return corruption("not a hyperbee: block 0 names protocol '" + h.protocol + "'");
+  return h;
+}
+
+Bytes encode_index(const std::vector<Level>& levels) {
+  pb::Writer w;
+  for (const Level& l : levels) {
+    pb::Writer lw;
+    lw.packed_field(1, l.keys);
+    lw.packed_field(2, l.children);
+    w.bytes_field(1, lw.bytes());
+  }
+  return w.take();
+}
+
+Bytes encode_node(ByteView index, ByteView key, const std::optional<ByteView>& value) {
+  pb::Writer w;
+  w.bytes_field(1, index);
+  w.bytes_field(2, key);
+  if (value) w.bytes_field(3, *value);
+  return w.take();
+}
+
+Result<NodeBlock> decode_node(ByteView b) {
+  NodeBlock n;
+  bool has_index = false, has_key = false;
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (type != pb::kLengthDelimited) {
+      r.skip(type);
+      continue;
+    }
+    ByteView v = r.bytes();
+    if (!r.ok()) break;
+    if (field == 1) {
+      auto levels = decode_index(v);
+      if (!levels.ok()) return levels.status();
+      n.levels = std::move(*levels);
+      has_index = true;
+    } else if (field == 2) {
+      n.key = to_bytes(v);
+      has_key = true;
+    } else if (field == 3) {
+      n.value = to_bytes(v);
+    }
+  }
+  if (!r.ok() || !has_index || !has_key) return malformed("node");
+  return n;
+}
+
+}  // namespace p2p::bee
