@@ -35,6 +35,8 @@ std::optional<Bytes> from_hex(std::string_view hex);
 std::optional<Key32> key_from_hex(std::string_view hex);
 
 std::string to_base64(ByteView b);
+// Standard base64 with padding; nullopt on anything malformed.
+std::optional<Bytes> from_base64(std::string_view text);
 // Well-formed UTF-8 (no overlongs, surrogates or code points above U+10FFFF).
 bool is_valid_utf8(ByteView b);
 

@@ -6,6 +6,7 @@ _p2p() {
     case "$path $w" in
       "p2p id") path="p2p id" ;;
       "p2p core") path="p2p core" ;;
+      "p2p kv") path="p2p kv" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
       "p2p id export") path="p2p id export" ;;
@@ -15,11 +16,21 @@ _p2p() {
       "p2p core info") path="p2p core info" ;;
       "p2p core list") path="p2p core list" ;;
       "p2p core verify") path="p2p core verify" ;;
+      "p2p kv put") path="p2p kv put" ;;
+      "p2p kv get") path="p2p kv get" ;;
+      "p2p kv del") path="p2p kv del" ;;
+      "p2p kv list") path="p2p kv list" ;;
+      "p2p kv export") path="p2p kv export" ;;
+      "p2p kv import") path="p2p kv import" ;;
+      "p2p kv version") path="p2p kv version" ;;
+      "p2p kv diff") path="p2p kv diff" ;;
+      "p2p kv history") path="p2p kv history" ;;
+      "p2p kv info") path="p2p kv info" ;;
     esac
   done
   local words
   case "$path" in
-    "p2p") words="id core --help -h --version --home --passphrase-file --json --quiet -q" ;;
+    "p2p") words="id core kv --help -h --version --home --passphrase-file --json --quiet -q" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q" ;;
@@ -31,6 +42,17 @@ _p2p() {
     "p2p core info") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p core list") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p core verify") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv") words="put get del list export import version diff history info --help -h --db --key --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv put") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv get") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv del") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv list") words="--help -h --prefix --gt --gte --lt --lte --limit --reverse --keys --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv export") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv import") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv version") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv diff") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv history") words="--help -h --since --reverse --limit --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv info") words="--help -h --home --passphrase-file --json --quiet -q" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur"))

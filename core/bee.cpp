@@ -123,6 +123,13 @@ class BeeState {
       : core_(core), cache_(cache), reader_(std::move(reader)), writer_(std::move(writer)),
         version_(version), metadata_(std::move(metadata)) {}
 
+  // Pending blocks and their tree nodes point at each other: break the cycles.
+  ~BeeState() { drop_pending(); }
+  void drop_pending() {
+    for (auto& [seq, b] : pending_) b->pending_index.clear();
+    pending_.clear();
+  }
+
   CoreReader& source() { return writer_ ? *writer_ : *reader_; }
   uint64_t committed_length() { return source().length(); }
   uint64_t next_seq() { return committed_length() + pending_.size(); }
@@ -510,7 +517,7 @@ class BeeState {
     std::vector<Bytes> blocks = to_blocks();
     std::vector<ByteView> views(blocks.begin(), blocks.end());
     P2P_TRY(writer_->append(views));
-    pending_.clear();
+    drop_pending();
     return writer_->commit();
   }
 

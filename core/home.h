@@ -34,6 +34,9 @@ class Home {
   // A corestore that reads without needing the secret.
   Corestore& reader();
 
+  // The core behind `p2p kv --db NAME`: JavaScript `store.get({ name: 'kv/' + NAME })`.
+  static std::string kv_core_name(std::string_view db) { return "kv/" + std::string(db); }
+
   // "NAME|KEY": a key in any accepted form opens by key, anything else by name.
   Result<std::unique_ptr<Core>> open_core(std::string_view name_or_key);
 

@@ -51,6 +51,7 @@ void put_value(nlohmann::json& out, const std::string& field, ByteView value);
 // Registers the commands of each group.
 void add_id_commands(CLI::App& app, Context& ctx);
 void add_core_commands(CLI::App& app, Context& ctx);
+void add_kv_commands(CLI::App& app, Context& ctx);
 void add_completion_command(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli
