@@ -9,7 +9,7 @@ JS_SRC=${JS_BENCH:-../shared/bench/js}
 [ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-cmake --build build -j"$(nproc)" --target core_bench p2p > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench bee_bench p2p > /dev/null
 
 js=build/bench-js
 if [ ! -d "$js/node_modules" ]; then
@@ -23,6 +23,21 @@ echo "bench: JavaScript core-append ($N x $SIZE B)..." >&2
 (cd "$js" && node core-append.js "$N" "$SIZE" "$SINGLE_N") | tail -n 1 >> "$out"
 echo "bench: p2p core-append..." >&2
 build/bench/core_bench "$N" "$SIZE" "$SINGLE_N" >> "$out"
+
+echo "bench: JavaScript bee-put-get (100000 keys)..." >&2
+(cd "$js" && node bee-put-get.js 100000 10000) | tail -n 1 >> "$out"
+echo "bench: p2p bee-put-get..." >&2
+build/bench/bee_bench 100000 10000 >> "$out"
+
+# 'p2p kv import' of 1,000,000 keys: peak RSS; then 'p2p kv get' as a whole process.
+kvhome=$(mktemp -d)
+awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "key-%08d\tvalue-%d\n", (i * 7919) % 1000000, i }' > "$kvhome/in.tsv"
+/usr/bin/time -f '%M' -o "$kvhome/rss" env P2P_HOME="$kvhome" build/p2p kv import < "$kvhome/in.tsv" 2> /dev/null
+t0=$(date +%s%N)
+for i in $(seq 200); do P2P_HOME="$kvhome" build/p2p kv get "key-$(printf '%08d' $((i * 4999)))" > /dev/null; done
+t1=$(date +%s%N)
+echo "{\"bench\":\"kv-1m\",\"impl\":\"p2p\",\"import_peak_rss_MB\":$(( $(cat "$kvhome/rss") / 1024 )),\"get_runs\":200,\"get_total_ns\":$((t1 - t0))}" >> "$out"
+rm -rf "$kvhome"
 
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
 home=$(mktemp -d)
@@ -53,4 +68,19 @@ row("single append (durable commit each)", "blocks/s", js["append_single"]["bloc
 row("disk per block (batched)", "bytes", js["disk"]["apparent_bytes_per_block"], cc["disk"]["apparent_bytes_per_block"], None, False)
 row("peak RSS", "MB", js["peak_rss_MB"], cc["peak_rss_MB"], None, False)
 print(f"\n`p2p core get NAME INDEX` as a whole process: {cli['total_ns'] / cli['runs'] / 1e6:.2f} ms mean over {cli['runs']} runs (target < 10 ms).")
+
+jb = next(r for r in rows if r.get("bench") == "bee-put-get" and r.get("impl") != "p2p")
+cb = next(r for r in rows if r.get("bench") == "bee-put-get" and r.get("impl") == "p2p")
+kv = next(r for r in rows if r.get("bench") == "kv-1m")
+print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+print("|---|---|---|---|---|---|---|")
+row("bee: 100k puts, random order, batched", "ops/s", jb["put_batched"]["ops_per_s"], cb["put_batched"]["ops_per_s"], 5)
+row("bee: single puts (durable commit each)", "ops/s", jb["put_single"]["ops_per_s"], cb["put_single"]["ops_per_s"])
+row("bee: 10k random gets", "ops/s", jb["get_random"]["ops_per_s"], cb["get_random"]["ops_per_s"], 10)
+row("bee: full ordered scan", "keys/s", jb["scan_full"]["keys_per_s"], cb["scan_full"]["keys_per_s"], 10)
+row("bee: 1000-key range scan", "ms", jb["scan_range"]["median_ms"], cb["scan_range"]["median_ms"], None, False)
+row("bee: disk per key (batched)", "bytes", jb["disk"]["bytes_per_key"], cb["disk"]["bytes_per_key"], None, False)
+row("bee: peak RSS (100k keys)", "MB", jb["peak_rss_MB"], cb["peak_rss_MB"], None, False)
+print(f"\n`p2p kv import` of 1,000,000 keys: peak RSS {kv['import_peak_rss_MB']} MB.")
+print(f"`p2p kv get KEY` on that 1,000,000-key store as a whole process: {kv['get_total_ns'] / kv['get_runs'] / 1e6:.2f} ms mean over {kv['get_runs']} runs (target < 10 ms).")
 PY

@@ -35,6 +35,7 @@ class Corestore {
   static crypto::KeyPair derive_key_pair(const Key32& primary_key, const Hash32& ns, std::string_view name);
 
   bool has_primary_key() const { return primary_key_.has_value(); }
+  storage::Store& store() { return store_; }
   Result<crypto::KeyPair> key_pair(std::string_view name, const Hash32& ns = kDefaultNamespace) const;
   // The writable core `name`, created on first use (needs the primary key).
   Result<std::unique_ptr<Core>> get(std::string_view name, const Hash32& ns = kDefaultNamespace);

@@ -59,7 +59,12 @@ Result<Bytes> unescape(std::string_view t) {
   return out;
 }
 
-std::string tsv_line(ByteView key, ByteView value) { return escape(key) + "\t" + escape(value); }
+std::string tsv_line(ByteView key, ByteView value) {
+  std::string k = escape(key);
+  // A leading '{' would read back as JSON: escape it.
+  if (!k.empty() && k[0] == '{') k = "\\x7b" + k.substr(1);
+  return k + "\t" + escape(value);
+}
 
 namespace {
 void put_field(nlohmann::json& j, const char* field, const char* encoding_field, ByteView b) {

@@ -107,7 +107,13 @@ Core::~Core() = default;
 std::string Core::label() const { return keys::to_z32(key_).substr(0, 12); }
 
 Result<std::unique_ptr<Core>> Core::open_writable(storage::Store& store, const crypto::KeyPair& kp) {
-  manifest::Manifest m = manifest::default_manifest(kp.public_key);
+  return open_writable(store, kp, manifest::default_manifest(kp.public_key));
+}
+
+Result<std::unique_ptr<Core>> Core::open_writable(storage::Store& store, const crypto::KeyPair& kp,
+                                                  const manifest::Manifest& m) {
+  if (m.signers.empty() || m.signers[0].public_key != kp.public_key)
+    return invalid_argument("the manifest's first signer must be the key pair that writes");
   Key32 key = manifest::hash(m);
   std::unique_ptr<Core> core(new Core(store, key));
   core->key_pair_ = kp;

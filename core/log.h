@@ -51,6 +51,10 @@ class Core {
  public:
   // Opens the core for `key_pair` (default manifest), creating it when new.
   static Result<std::unique_ptr<Core>> open_writable(storage::Store& store, const crypto::KeyPair& key_pair);
+  // The same with an explicit manifest whose first signer is `key_pair`
+  // (Hyperdrive's blobs core shares the db core's key pair this way).
+  static Result<std::unique_ptr<Core>> open_writable(storage::Store& store, const crypto::KeyPair& key_pair,
+                                                     const manifest::Manifest& manifest);
   // Opens a stored core by key, read-only; not_found when this store lacks it.
   static Result<std::unique_ptr<Core>> open_by_key(storage::Store& store, const Key32& key);
 

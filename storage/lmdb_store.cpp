@@ -1,7 +1,11 @@
 // The LMDB implementation of Store: one environment per home, one named
 // database per table. LMDB serialises writers across processes with a robust
 // mutex, so a writer killed mid-transaction leaves the last commit intact.
+#include <fcntl.h>
 #include <lmdb.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <array>
@@ -122,6 +126,7 @@ class LmdbStore : public Store {
   }
 
   Status open(const std::string& dir, const LmdbOptions& options) {
+    dir_ = dir;
     if (int rc = mdb_env_create(&env_)) return lmdb_status(rc, "creating the LMDB environment");
     mdb_env_set_maxdbs(env_, kTableCount + 4);
     mdb_env_set_mapsize(env_, options.map_size);
@@ -142,6 +147,31 @@ class LmdbStore : public Store {
       }
     }
     return lmdb_status(mdb_txn_commit(txn), "creating tables");
+  }
+
+  void release_mapped_pages() override {
+    MDB_envinfo info;
+    if (mdb_env_info(env_, &info) == 0 && info.me_mapaddr)
+      ::madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+  }
+
+  Result<std::unique_ptr<Lock>> lock(std::string_view name) override {
+    std::string dir = dir_ + "/locks";
+    ::mkdir(dir.c_str(), 0700);
+    std::string path = dir + "/" + std::string(name);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return io_error("cannot open lock file " + path + ": " + std::strerror(errno));
+    while (::flock(fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      ::close(fd);
+      return io_error("cannot lock " + path + ": " + std::strerror(errno));
+    }
+    struct FileLock : Lock {
+      int fd;
+      explicit FileLock(int f) : fd(f) {}
+      ~FileLock() override { ::close(fd); }  // closing releases the flock
+    };
+    return std::unique_ptr<Lock>(std::make_unique<FileLock>(fd));
   }
 
   Result<std::unique_ptr<ReadTxn>> read() override {
@@ -188,6 +218,7 @@ class LmdbStore : public Store {
   static Result<uint64_t> read_meta(const std::string& path);
 
   MDB_env* env_ = nullptr;
+  std::string dir_;
   std::array<MDB_dbi, kTableCount> dbis_{};
 };
 

@@ -81,6 +81,9 @@ class MemoryStore : public Store {
   Result<std::unique_ptr<ReadTxn>> read() override {
     return std::unique_ptr<ReadTxn>(std::make_unique<MemoryTxn>(tables_, false));
   }
+  Result<std::unique_ptr<Lock>> lock(std::string_view) override {
+    return std::unique_ptr<Lock>(std::make_unique<Lock>());  // one process: nothing to exclude
+  }
   Result<std::unique_ptr<WriteTxn>> write() override {
     return std::unique_ptr<WriteTxn>(std::make_unique<MemoryTxn>(tables_, true));
   }

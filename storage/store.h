@@ -57,6 +57,18 @@ class Store {
   virtual Result<std::unique_ptr<ReadTxn>> read() = 0;
   // Write transactions are serialised across threads and processes.
   virtual Result<std::unique_ptr<WriteTxn>> write() = 0;
+  // Lets go of memory-mapped pages this process has read (they stay in the
+  // page cache): keeps a long streaming read from growing the resident set.
+  virtual void release_mapped_pages() {}
+
+  // An advisory lock, across processes, on `name` (held until destroyed):
+  // for multi-transaction writes that must not interleave, like one file's
+  // content blocks.
+  class Lock {
+   public:
+    virtual ~Lock() = default;
+  };
+  virtual Result<std::unique_ptr<Lock>> lock(std::string_view name) = 0;
 };
 
 struct LmdbOptions {

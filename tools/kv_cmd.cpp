@@ -29,6 +29,7 @@ struct OpenBee {
 };
 
 Result<OpenBee> open_bee(Context& ctx, const KvOptions& o, bool write) {
+  if (o.db.empty()) return invalid_argument("--db needs a name");
   auto home = ctx.home();
   if (!home.ok()) return home.status();
   OpenBee out;
@@ -87,8 +88,13 @@ int put(Context& ctx, const KvOptions& o, const std::string& key, const std::opt
   if (!b.ok()) return ctx.fail(b.status());
   if (Status s = b->bee->put(as_bytes(key), data); !s.ok()) return ctx.fail(s);
   uint64_t version = b->core->length();
-  if (ctx.json) ctx.emit({{"key", key}, {"version", version}});
-  else ctx.info("put '" + key + "' in '" + b->label + "' (version " + std::to_string(version) + ")");
+  if (ctx.json) {
+    auto j = nlohmann::json::parse(kv_io::json_line(as_bytes(key), nullptr));
+    j["version"] = version;
+    ctx.emit(j);
+  } else {
+    ctx.info("put '" + kv_io::escape(as_bytes(key)) + "' in '" + b->label + "' (version " + std::to_string(version) + ")");
+  }
   return kOk;
 }
 
@@ -243,7 +249,7 @@ int import_entries(Context& ctx, const KvOptions& o) {
   }
   if (status.ok() && !carry.empty()) status = add(carry);
   if (status.ok()) status = flush();
-  uint64_t version = b->core->length();
+  uint64_t version = std::max<uint64_t>(1, b->core->length());
   if (!status.ok()) {
     // Every batch before the failing one is committed: say how far we got.
     ctx.info("imported " + std::to_string(imported) + " entries before the error (version " +
