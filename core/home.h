@@ -37,6 +37,12 @@ class Home {
   // The core behind `p2p kv --db NAME`: JavaScript `store.get({ name: 'kv/' + NAME })`.
   static std::string kv_core_name(std::string_view db) { return "kv/" + std::string(db); }
 
+  // The corestore namespace of `p2p drive --drive NAME`: JavaScript
+  // `new Hyperdrive(store.namespace('drive/' + NAME))`.
+  static Hash32 drive_namespace(std::string_view name) {
+    return Corestore::child_namespace(kDefaultNamespace, "drive/" + std::string(name));
+  }
+
   // "NAME|KEY": a key in any accepted form opens by key, anything else by name.
   Result<std::unique_ptr<Core>> open_core(std::string_view name_or_key);
 

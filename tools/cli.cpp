@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -88,6 +89,35 @@ void Context::note_identity_created() {
 }
 
 bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+
+static int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+ProgressBar::ProgressBar(std::string label, uint64_t total)
+    : label_(std::move(label)), total_(total), start_ms_(now_ms()), tty_(::isatty(STDERR_FILENO) == 1) {}
+
+ProgressBar::~ProgressBar() {
+  if (shown_) std::cerr << "\r\033[K" << std::flush;
+}
+
+void ProgressBar::update(uint64_t done) {
+  if (!tty_) return;
+  int64_t now = now_ms();
+  if (now - start_ms_ < 1000 || now - last_ms_ < 100) return;
+  last_ms_ = now;
+  shown_ = true;
+  double mib = done / 1048576.0, secs = (now - start_ms_) / 1000.0;
+  std::string bar;
+  if (total_ > 0) {
+    int filled = static_cast<int>(30.0 * std::min<uint64_t>(done, total_) / total_);
+    bar = "[" + std::string(filled, '#') + std::string(30 - filled, ' ') + "] ";
+    bar += std::to_string(std::min<uint64_t>(100, done * 100 / total_)) + "% ";
+  }
+  char rate[64];
+  std::snprintf(rate, sizeof rate, "%.1f MiB, %.1f MiB/s", mib, mib / secs);
+  std::cerr << "\r\033[K" << label_ << " " << bar << rate << std::flush;
+}
 
 Result<Bytes> read_stdin(size_t limit) {
   Bytes out;

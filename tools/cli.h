@@ -41,6 +41,21 @@ struct Context {
   bool told_identity_ = false;
 };
 
+// A progress bar on stderr, shown only when stderr is a terminal and the
+// transfer has run for more than a second.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, uint64_t total);
+  ~ProgressBar();
+  void update(uint64_t done);
+
+ private:
+  std::string label_;
+  uint64_t total_;
+  int64_t start_ms_, last_ms_ = 0;
+  bool shown_ = false, tty_;
+};
+
 int exit_code(const Status& s);
 bool stdout_is_tty();
 // Reads all of stdin, refusing more than `limit` bytes.
@@ -52,6 +67,7 @@ void put_value(nlohmann::json& out, const std::string& field, ByteView value);
 void add_id_commands(CLI::App& app, Context& ctx);
 void add_core_commands(CLI::App& app, Context& ctx);
 void add_kv_commands(CLI::App& app, Context& ctx);
+void add_drive_commands(CLI::App& app, Context& ctx);
 void add_completion_command(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli
