@@ -8,7 +8,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "storage/store.h"
@@ -36,10 +38,21 @@ int compare(ByteView a, ByteView b) {
 
 class LmdbStore;
 
+// The span of mapped memory this process has read values from, so it can
+// later hand those pages back (LMDB does not expose its map's address).
+struct MappedSpan {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  void note(const MDB_val& v) {
+    auto p = reinterpret_cast<uintptr_t>(v.mv_data);
+    lo = std::min(lo, p);
+    hi = std::max(hi, p + v.mv_size);
+  }
+};
+
 class LmdbTxn : public WriteTxn {
  public:
-  LmdbTxn(MDB_txn* txn, const std::array<MDB_dbi, kTableCount>& dbis, bool writable)
-      : txn_(txn), dbis_(dbis), writable_(writable) {}
+  LmdbTxn(MDB_txn* txn, const std::array<MDB_dbi, kTableCount>& dbis, bool writable, MappedSpan& span)
+      : txn_(txn), dbis_(dbis), writable_(writable), span_(span) {}
   ~LmdbTxn() override {
     if (txn_) mdb_txn_abort(txn_);
   }
@@ -52,6 +65,7 @@ class LmdbTxn : public WriteTxn {
       remember(lmdb_status(rc, std::string("reading ") + table_name(t)));
       return std::nullopt;
     }
+    if (!writable_) span_.note(v);  // write transactions may hand out heap copies
     return view(v);
   }
 
@@ -116,6 +130,7 @@ class LmdbTxn : public WriteTxn {
   MDB_txn* txn_;
   std::array<MDB_dbi, kTableCount> dbis_;
   bool writable_;
+  MappedSpan& span_;
   Status status_;
 };
 
@@ -150,9 +165,12 @@ class LmdbStore : public Store {
   }
 
   void release_mapped_pages() override {
-    MDB_envinfo info;
-    if (mdb_env_info(env_, &info) == 0 && info.me_mapaddr)
-      ::madvise(info.me_mapaddr, info.me_mapsize, MADV_DONTNEED);
+    if (span_.lo >= span_.hi) return;
+    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    uintptr_t lo = span_.lo & ~(page - 1), hi = (span_.hi + page - 1) & ~(page - 1);
+    // The file-backed pages stay in the page cache; touching them again just maps them back.
+    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
+    span_ = {};
   }
 
   Result<std::unique_ptr<Lock>> lock(std::string_view name) override {
@@ -195,7 +213,7 @@ class LmdbStore : public Store {
       rc = mdb_txn_begin(env_, nullptr, flags, &txn);
     }
     if (rc != 0) return lmdb_status(rc, "starting a transaction");
-    return std::make_unique<LmdbTxn>(txn, dbis_, flags == 0);
+    return std::make_unique<LmdbTxn>(txn, dbis_, flags == 0, span_);
   }
 
   // A data file shorter than its own meta pages claim would fault (SIGBUS)
@@ -219,6 +237,7 @@ class LmdbStore : public Store {
 
   MDB_env* env_ = nullptr;
   std::string dir_;
+  MappedSpan span_;
   std::array<MDB_dbi, kTableCount> dbis_{};
 };
 

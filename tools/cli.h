@@ -68,6 +68,7 @@ void add_id_commands(CLI::App& app, Context& ctx);
 void add_core_commands(CLI::App& app, Context& ctx);
 void add_kv_commands(CLI::App& app, Context& ctx);
 void add_drive_commands(CLI::App& app, Context& ctx);
+void add_app_commands(CLI::App& app, Context& ctx);
 void add_completion_command(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli
