@@ -10,6 +10,8 @@
 // back into a Status.
 #include "core/bee.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -22,7 +24,10 @@ namespace {
 constexpr size_t kMaxChildren = 9;  // a node splits when it reaches 9 keys
 constexpr size_t kMinKeys = 4;
 constexpr size_t kMaxDepth = 64;    // far beyond any real tree; stops hostile cycles
-constexpr size_t kCacheBlocks = 1 << 16;
+// Decoded blocks are big (a whole path of tree nodes each); keys are small and
+// are what binary searches need most, so many more of them are kept.
+constexpr size_t kCacheBlocks = 4096;
+constexpr size_t kCacheKeys = 1 << 17;
 
 struct BeeError {
   Status status;
@@ -67,9 +72,11 @@ struct Block {
 };
 using BlockPtr = std::shared_ptr<Block>;
 
+using KeyPtr = std::shared_ptr<const Bytes>;
+
 struct KeyRef {
   uint64_t seq = 0;
-  BlockPtr holder;  // the block whose key this is, once loaded
+  KeyPtr key;  // the key's bytes, once loaded
 };
 
 struct Child {
@@ -101,16 +108,25 @@ NodePtr new_node(BlockPtr block) {
 class BeeCache {
  public:
   BlockPtr find(uint64_t seq) {
-    auto it = map_.find(seq);
-    return it == map_.end() ? nullptr : it->second;
+    auto it = blocks_.find(seq);
+    return it == blocks_.end() ? nullptr : it->second;
   }
   void add(const BlockPtr& b) {
-    if (map_.size() >= kCacheBlocks) map_.clear();  // blocks never change: dropping is always safe
-    map_[b->seq] = b;
+    if (blocks_.size() >= kCacheBlocks) blocks_.clear();  // blocks never change: dropping is always safe
+    blocks_[b->seq] = b;
+  }
+  KeyPtr find_key(uint64_t seq) {
+    auto it = keys_.find(seq);
+    return it == keys_.end() ? nullptr : it->second;
+  }
+  void add_key(uint64_t seq, const KeyPtr& k) {
+    if (keys_.size() >= kCacheKeys) keys_.clear();
+    keys_[seq] = k;
   }
 
  private:
-  std::unordered_map<uint64_t, BlockPtr> map_;
+  std::unordered_map<uint64_t, BlockPtr> blocks_;
+  std::unordered_map<uint64_t, KeyPtr> keys_;
 };
 
 
@@ -191,8 +207,17 @@ class BeeState {
 
   const Bytes& key(TreeNode& node, size_t i) {
     KeyRef& k = node.keys[i];
-    if (!k.holder) k.holder = block(k.seq);
-    return k.holder->key;
+    if (!k.key) k.key = key_of(k.seq);
+    return *k.key;
+  }
+
+  KeyPtr key_of(uint64_t seq) {
+    if (seq < committed_length())
+      if (KeyPtr k = cache_.find_key(seq)) return k;
+    BlockPtr b = block(seq);
+    auto k = std::make_shared<const Bytes>(b->key);
+    if (!b->pending) cache_.add_key(seq, k);
+    return k;
   }
 
   NodePtr child(TreeNode& node, size_t i) {
@@ -432,10 +457,7 @@ class BeeState {
     NodePtr root = this->root();
     if (!root) root = new_node(nullptr);
     const uint64_t seq = next_seq();
-    auto holder = std::make_shared<Block>();
-    holder->seq = seq;
-    holder->key = to_bytes(key);
-    KeyRef target{seq, holder};
+    KeyRef target{seq, std::make_shared<const Bytes>(to_bytes(key))};
 
     std::vector<NodePtr> stack;
     NodePtr node = root;
@@ -529,7 +551,7 @@ class BeeState {
   bool insert_key(TreeNode& node, const KeyRef& key, const NodePtr& right) {
     size_t s = 0, e = node.keys.size();
     int c = 0;
-    const Bytes& k = key.holder->key;
+    const Bytes& k = *key.key;
     while (s < e) {
       size_t mid = (s + e) >> 1;
       c = compare(k, this->key(node, mid));
@@ -906,6 +928,9 @@ Status Bee::Batch::flush() {
   if (!state_) return invalid_argument("this batch was already flushed");
   Status s = run([&] { check(state_->flush()); });
   state_.reset();
+  // A batch builds a large in-memory tree; hand the freed memory back so a
+  // long import keeps a flat resident set.
+  ::malloc_trim(0);
   return s;
 }
 

@@ -43,7 +43,10 @@ Result<std::map<std::string, LocalFile>> scan_folder(const std::string& root, co
     if (ec) return io_error("cannot read folder " + root + ": " + ec.message());
     const fs::path& p = it->path();
     std::string rel = p.lexically_relative(root).generic_string();  // never resolve links
-    std::string drive_path = join(prefix, rel);
+    // The same normalisation the drive applies (a '\\' in a name is a separator there).
+    auto drive_path_or = normalize_drive_path(join(prefix, rel));
+    if (!drive_path_or.ok()) continue;
+    std::string drive_path = *drive_path_or;
     if (ignored(drive_path, ignore)) {
       if (it->is_directory(ec) && !it->is_symlink(ec)) it.disable_recursion_pending();
       continue;
@@ -146,7 +149,8 @@ Status put_file(Drive& drive, const std::string& host_path, const std::string& d
 
 Status get_file(Drive& drive, const DriveEntry& entry, const std::string& host_path, const Progress& progress) {
   std::error_code ec;
-  fs::create_directories(fs::path(host_path).parent_path(), ec);
+  fs::path parent = fs::path(host_path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
   if (ec) return io_error("cannot create folder for " + host_path + ": " + ec.message());
   if (entry.linkname) {
     fs::remove(host_path, ec);

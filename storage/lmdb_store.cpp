@@ -11,6 +11,10 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <tuple>
 #include <cstring>
 
 #include "storage/store.h"
@@ -40,14 +44,44 @@ class LmdbStore;
 
 // The span of mapped memory this process has read values from, so it can
 // later hand those pages back (LMDB does not expose its map's address).
+// Reading more than this through the map hands the pages back, so a long
+// scan or a large import keeps a small resident set.
+constexpr uint64_t kReleaseAfterBytes = 8 * 1024 * 1024;
+
 struct MappedSpan {
-  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  void* map = nullptr;
+  size_t map_size = 0;
+  uint64_t bytes = 0;  // read since the last release
+
+  // Count whole pages: a small value still maps (and keeps resident) a 4 KiB page.
   void note(const MDB_val& v) {
-    auto p = reinterpret_cast<uintptr_t>(v.mv_data);
-    lo = std::min(lo, p);
-    hi = std::max(hi, p + v.mv_size);
+    bytes += std::max<uint64_t>(v.mv_size, 4096);
+    if (bytes > kReleaseAfterBytes) release();
+  }
+  // The file-backed pages stay in the page cache and values handed out stay
+  // valid (same addresses): touching them again just maps them back.
+  void release() {
+    bytes = 0;
+    if (map) ::madvise(map, map_size, MADV_DONTNEED);
   }
 };
+
+// Where LMDB mapped data.mdb, from /proc/self/maps (LMDB keeps the address to itself).
+std::pair<void*, size_t> find_mapping(const std::string& data_file) {
+  std::error_code ec;
+  std::string want = std::filesystem::weakly_canonical(data_file, ec).string();
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    size_t slash = line.find('/');
+    if (slash == std::string::npos || line.substr(slash) != want) continue;
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &lo, &hi) == 2 && hi > lo)
+      return {reinterpret_cast<void*>(lo), hi - lo};
+  }
+  return {nullptr, 0};
+}
+
 
 class LmdbTxn : public WriteTxn {
  public:
@@ -65,7 +99,7 @@ class LmdbTxn : public WriteTxn {
       remember(lmdb_status(rc, std::string("reading ") + table_name(t)));
       return std::nullopt;
     }
-    if (!writable_) span_.note(v);  // write transactions may hand out heap copies
+    span_.note(v);
     return view(v);
   }
 
@@ -152,6 +186,7 @@ class LmdbStore : public Store {
       return lmdb_status(rc, "opening the store in " + dir);
     int dead = 0;
     mdb_reader_check(env_, &dead);  // free slots of readers killed earlier
+    std::tie(span_.map, span_.map_size) = find_mapping(dir + "/data.mdb");
 
     MDB_txn* txn = nullptr;
     if (int rc = mdb_txn_begin(env_, nullptr, 0, &txn)) return lmdb_status(rc, "opening tables");
@@ -164,14 +199,7 @@ class LmdbStore : public Store {
     return lmdb_status(mdb_txn_commit(txn), "creating tables");
   }
 
-  void release_mapped_pages() override {
-    if (span_.lo >= span_.hi) return;
-    const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-    uintptr_t lo = span_.lo & ~(page - 1), hi = (span_.hi + page - 1) & ~(page - 1);
-    // The file-backed pages stay in the page cache; touching them again just maps them back.
-    ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
-    span_ = {};
-  }
+  void release_mapped_pages() override { span_.release(); }
 
   Result<std::unique_ptr<Lock>> lock(std::string_view name) override {
     std::string dir = dir_ + "/locks";

@@ -40,6 +40,8 @@ int Context::fail(const Status& s) {
   return exit_code(s);
 }
 
+bool Context::progress_allowed() const { return !quiet && !json; }
+
 void Context::info(const std::string& message) {
   if (!quiet && !json) std::cerr << message << "\n";
 }
@@ -94,8 +96,8 @@ static int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-ProgressBar::ProgressBar(std::string label, uint64_t total)
-    : label_(std::move(label)), total_(total), start_ms_(now_ms()), tty_(::isatty(STDERR_FILENO) == 1) {}
+ProgressBar::ProgressBar(std::string label, uint64_t total, bool enabled)
+    : label_(std::move(label)), total_(total), start_ms_(now_ms()), tty_(enabled && ::isatty(STDERR_FILENO) == 1) {}
 
 ProgressBar::~ProgressBar() {
   if (shown_) std::cerr << "\r\033[K" << std::flush;

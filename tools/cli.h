@@ -32,6 +32,7 @@ struct Context {
   // Reports the error (a JSON object under --json) and returns its exit code.
   int fail(const Status& s);
   void info(const std::string& message);  // stderr, unless --quiet or --json
+  bool progress_allowed() const;
   void emit(const nlohmann::json& object);  // one JSON object per line on stdout
   // After a write: tell the user once that a fresh identity was made for them.
   void note_identity_created();
@@ -45,7 +46,8 @@ struct Context {
 // transfer has run for more than a second.
 class ProgressBar {
  public:
-  ProgressBar(std::string label, uint64_t total);
+  // `enabled` false (--quiet, --json) keeps it silent.
+  ProgressBar(std::string label, uint64_t total, bool enabled = true);
   ~ProgressBar();
   void update(uint64_t done);
 

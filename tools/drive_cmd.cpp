@@ -67,7 +67,7 @@ int put(Context& ctx, const DriveOptions& o, const std::string& src, std::option
   Drive& d = **drive;
   if (src == "-") {
     if (!dest) return ctx.fail(invalid_argument("reading stdin needs a DEST path in the drive"));
-    ProgressBar bar("put " + *dest, 0);
+    ProgressBar bar("put " + *dest, 0, ctx.progress_allowed());
     uint64_t moved = 0;
     Status s = d.put(*dest, [&](uint8_t* buf, size_t n) -> Result<size_t> {
       for (;;) {
@@ -88,7 +88,11 @@ int put(Context& ctx, const DriveOptions& o, const std::string& src, std::option
   std::error_code ec;
   auto st = fs::symlink_status(src, ec);
   if (ec || !fs::exists(st)) return ctx.fail(not_found(src + " does not exist"));
-  std::string target = dest ? *dest : "/" + fs::path(src).filename().string();
+  std::string target = dest ? *dest : "";  // default: "/NAME" of SRC, also for "dir/"
+  if (!dest) {
+    fs::path name = fs::path(src).lexically_normal();
+    target = "/" + (name.has_filename() ? name.filename() : name.parent_path().filename()).string();
+  }
   if (fs::is_directory(st)) {
     auto folder = normalize_drive_folder(target);
     if (!folder.ok()) return ctx.fail(folder.status());
@@ -104,7 +108,7 @@ int put(Context& ctx, const DriveOptions& o, const std::string& src, std::option
     return kOk;
   }
   auto size = fs::is_regular_file(st) ? fs::file_size(src, ec) : 0;
-  ProgressBar bar("put " + target, size);
+  ProgressBar bar("put " + target, size, ctx.progress_allowed());
   Status s = put_file(d, src, target, [&](uint64_t done) { bar.update(done); });
   if (!s.ok()) return ctx.fail(s);
   auto e = d.entry(target);
@@ -135,7 +139,7 @@ int get(Context& ctx, const DriveOptions& o, const std::string& path, const std:
     std::string target = *out;
     std::error_code ec;
     if (fs::is_directory(target, ec)) target = (fs::path(target) / fs::path(entry.path).filename()).string();
-    ProgressBar bar("get " + entry.path, entry.size());
+    ProgressBar bar("get " + entry.path, entry.size(), ctx.progress_allowed());
     Status s = get_file(d, entry, target, [&](uint64_t done) { bar.update(done); });
     if (!s.ok()) return ctx.fail(s);
     if (ctx.json) ctx.emit({{"path", entry.path}, {"out", target}, {"size", entry.size()}});
@@ -173,7 +177,9 @@ int ls(Context& ctx, const DriveOptions& o, const std::string& path, bool long_f
     auto e = d.entry(*folder, o.at);
     if (e.ok() && e->has_value()) {
       if (ctx.json) ctx.emit(entry_json(**e));
-      else if (long_format) std::cout << mode_string(**e) << " " << (*e)->size() << "\t" << (*e)->path << "\n";
+      else if (long_format)
+        std::cout << mode_string(**e) << " " << (*e)->size() << "\t" << (*e)->path
+                  << ((*e)->linkname ? " -> " + *(*e)->linkname : "") << "\n";
       else std::cout << (*e)->path << "\n";
       return kOk;
     }
@@ -285,6 +291,7 @@ struct MirrorArgs {
 
 int mirror(Context& ctx, const DriveOptions& o, const MirrorArgs& a) {
   if (a.to_drive && a.to_folder) return ctx.fail(invalid_argument("choose --to-drive or --to-folder, not both"));
+  if (o.at && !a.to_folder) return ctx.fail(invalid_argument("--at reads an older version: it only goes with --to-folder"));
   bool to_folder = a.to_folder;
   auto drive = open_drive(ctx, o, !to_folder);
   if (!drive.ok()) return ctx.fail(drive.status());
