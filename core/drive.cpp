@@ -191,6 +191,45 @@ Status Drive::put(std::string_view path, ByteView data, bool executable, std::st
   }, executable, metadata);
 }
 
+Status Drive::put_many(const std::vector<SmallFile>& files) {
+  if (files.empty()) return {};
+  std::vector<std::string> paths;
+  for (const auto& f : files) {
+    auto p = normalize_drive_path(f.path);
+    if (!p.ok()) return p.status();
+    paths.push_back(*p);
+  }
+  auto lock = store_.lock(to_hex(blobs_->key()));
+  if (!lock.ok()) return lock.status();
+  std::vector<std::optional<BlobId>> ids(files.size());
+  {
+    auto w = blobs_->writer();
+    if (!w.ok()) return w.status();
+    uint64_t bytes = blobs_->byte_length();
+    std::vector<ByteView> blocks;
+    for (size_t i = 0; i < files.size(); i++) {
+      if (files[i].linkname) continue;
+      const Bytes& d = files[i].data;
+      BlobId id{(*w)->length() + blocks.size(), 0, bytes, d.size()};
+      for (size_t off = 0; off < d.size(); off += kBlobBlockSize)
+        blocks.emplace_back(d.data() + off, std::min(kBlobBlockSize, d.size() - off));
+      id.block_length = (*w)->length() + blocks.size() - id.block_offset;
+      bytes += d.size();
+      ids[i] = id;
+    }
+    P2P_TRY((*w)->append(blocks));
+    P2P_TRY((*w)->commit());
+  }
+  auto batch = bee_->batch();
+  if (!batch.ok()) return batch.status();
+  for (size_t i = 0; i < files.size(); i++) {
+    std::string value = files[i].linkname ? encode_entry(false, files[i].linkname, std::nullopt, "null")
+                                          : encode_entry(files[i].executable, std::nullopt, ids[i], "null");
+    P2P_TRY((*batch)->put(db_key(paths[i]), as_bytes(value)));
+  }
+  return (*batch)->flush();
+}
+
 Status Drive::symlink(std::string_view name, std::string_view target, std::string_view metadata) {
   auto path = normalize_drive_path(name);
   if (!path.ok()) return path.status();

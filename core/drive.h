@@ -68,6 +68,16 @@ class Drive {
              std::string_view metadata = "null");
   Status put(std::string_view path, ByteView data, bool executable = false, std::string_view metadata = "null");
   Status symlink(std::string_view path, std::string_view target, std::string_view metadata = "null");
+
+  // Many small files (or symlinks) at once: their contents in one content
+  // transaction and their entries in one atomic batch of the db.
+  struct SmallFile {
+    std::string path;
+    Bytes data;
+    bool executable = false;
+    std::optional<std::string> linkname;  // a symlink when set
+  };
+  Status put_many(const std::vector<SmallFile>& files);
   // False when there was nothing at `path`.
   Result<bool> del(std::string_view path);
 

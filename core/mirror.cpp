@@ -1,5 +1,7 @@
 #include "core/mirror.h"
 
+#include "storage/files.h"
+
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -15,6 +17,11 @@ namespace p2p {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Files up to this size are grouped; a group holds at most this many files or bytes.
+constexpr uint64_t kSmallFile = 1024 * 1024;
+constexpr size_t kGroupFiles = 1000;
+constexpr size_t kGroupBytes = 16 * 1024 * 1024;
 
 Status errno_status(const std::string& what, const std::string& path) {
   return io_error(what + " " + path + ": " + std::strerror(errno));
@@ -197,6 +204,20 @@ Result<MirrorTotals> mirror_to_drive(const std::string& folder, Drive& drive, co
     return true;
   }));
   MirrorTotals t;
+  // Small files are written in groups (one content commit and one db batch
+  // per group); large ones stream on their own.
+  std::vector<Drive::SmallFile> group;
+  std::vector<MirrorChange> group_changes;
+  size_t group_bytes = 0;
+  auto flush = [&]() -> Status {
+    if (group.empty()) return {};
+    P2P_TRY(drive.put_many(group));
+    for (const auto& c : group_changes) visit(c);
+    group.clear();
+    group_changes.clear();
+    group_bytes = 0;
+    return {};
+  };
   for (const auto& [path, f] : *local) {
     auto it = remote.find(path);
     char op = '+';
@@ -209,11 +230,32 @@ Result<MirrorTotals> mirror_to_drive(const std::string& folder, Drive& drive, co
       }
       op = '~';
     }
-    if (!o.dry_run) P2P_TRY(put_file(drive, f.host_path, path));
     (op == '+' ? t.added : t.changed)++;
     t.bytes += f.size;
+    if (o.dry_run) {
+      visit({op, path, f.size});
+      continue;
+    }
+    if (f.is_link || f.size <= kSmallFile) {
+      Drive::SmallFile sf{path, {}, f.executable, std::nullopt};
+      if (f.is_link) {
+        sf.linkname = f.link_target;
+      } else {
+        auto data = storage::read_file(f.host_path, kSmallFile);
+        if (!data.ok()) return data.status();
+        sf.data = std::move(*data);
+      }
+      group_bytes += sf.data.size();
+      group.push_back(std::move(sf));
+      group_changes.push_back({op, path, f.size});
+      if (group.size() >= kGroupFiles || group_bytes >= kGroupBytes) P2P_TRY(flush());
+      continue;
+    }
+    P2P_TRY(flush());
+    P2P_TRY(put_file(drive, f.host_path, path));
     visit({op, path, f.size});
   }
+  P2P_TRY(flush());
   if (o.prune) {
     for (const auto& [path, e] : remote) {
       if (local->count(path) || ignored(path, o.ignore)) continue;
