@@ -7,6 +7,11 @@ _p2p() {
       "p2p id") path="p2p id" ;;
       "p2p core") path="p2p core" ;;
       "p2p kv") path="p2p kv" ;;
+      "p2p drive") path="p2p drive" ;;
+      "p2p init") path="p2p init" ;;
+      "p2p stage") path="p2p stage" ;;
+      "p2p info") path="p2p info" ;;
+      "p2p run") path="p2p run" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
       "p2p id export") path="p2p id export" ;;
@@ -26,11 +31,17 @@ _p2p() {
       "p2p kv diff") path="p2p kv diff" ;;
       "p2p kv history") path="p2p kv history" ;;
       "p2p kv info") path="p2p kv info" ;;
+      "p2p drive put") path="p2p drive put" ;;
+      "p2p drive get") path="p2p drive get" ;;
+      "p2p drive ls") path="p2p drive ls" ;;
+      "p2p drive rm") path="p2p drive rm" ;;
+      "p2p drive info") path="p2p drive info" ;;
+      "p2p drive mirror") path="p2p drive mirror" ;;
     esac
   done
   local words
   case "$path" in
-    "p2p") words="id core kv --help -h --version --home --passphrase-file --json --quiet -q" ;;
+    "p2p") words="id core kv drive init stage info run --help -h --version --home --passphrase-file --json --quiet -q" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q" ;;
@@ -53,6 +64,17 @@ _p2p() {
     "p2p kv diff") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p kv history") words="--help -h --since --reverse --limit --home --passphrase-file --json --quiet -q" ;;
     "p2p kv info") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive") words="put get ls rm info mirror --help -h --drive --key --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive put") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive get") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive ls") words="--help -h -l --recursive -r --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive rm") words="--help -h --recursive -r --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive info") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive mirror") words="--help -h --to-drive --to-folder --path --prune --dry-run --ignore --at --home --passphrase-file --json --quiet -q" ;;
+    "p2p init") words="--help -h --type --name --home --passphrase-file --json --quiet -q" ;;
+    "p2p stage") words="--help -h --dry-run --home --passphrase-file --json --quiet -q" ;;
+    "p2p info") words="--help -h --dir --home --passphrase-file --json --quiet -q" ;;
+    "p2p run") words="--help -h --dir --port --out --home --passphrase-file --json --quiet -q" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur"))

@@ -22,7 +22,10 @@ bool valid_name(const std::string& n) {
   return n[0] != '.';
 }
 
+// Template files never replace what the folder already has.
 Status write_text(const fs::path& path, const std::string& text, bool executable = false) {
+  std::error_code ec;
+  if (fs::exists(path, ec)) return {};
   std::ofstream out(path, std::ios::binary);
   out << text;
   if (!out) return io_error("cannot write " + path.string());
@@ -78,13 +81,14 @@ Result<Manifest> read_manifest(const std::string& dir) {
 Status init(const std::string& dir, const std::string& type, const std::string& name) {
   if (type != "terminal" && type != "web" && type != "dataset")
     return invalid_argument("--type must be terminal, web or dataset");
-  if (!valid_name(name))
-    return invalid_argument("'" + name + "' is not a usable app name: use letters, digits, '-', '_' or '.'");
   std::error_code ec;
+  if (fs::exists(fs::path(dir) / kManifestFile, ec))
+    return invalid_argument((fs::path(dir) / kManifestFile).string() + " already exists");
+  if (!valid_name(name))
+    return invalid_argument("'" + name + "' is not a usable app name: use letters, digits, '-', '_' or '.' (or --name)");
   fs::create_directories(dir, ec);
   if (ec) return io_error("cannot create " + dir + ": " + ec.message());
   fs::path manifest = fs::path(dir) / kManifestFile;
-  if (fs::exists(manifest, ec)) return invalid_argument(manifest.string() + " already exists");
   nlohmann::ordered_json j = {{"name", name}, {"type", type}};
   if (type == "terminal") {
     j["main"] = "main.sh";

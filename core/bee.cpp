@@ -10,8 +10,6 @@
 // back into a Status.
 #include "core/bee.h"
 
-#include <malloc.h>
-
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -26,8 +24,8 @@ constexpr size_t kMinKeys = 4;
 constexpr size_t kMaxDepth = 64;    // far beyond any real tree; stops hostile cycles
 // Decoded blocks are big (a whole path of tree nodes each); keys are small and
 // are what binary searches need most, so many more of them are kept.
-constexpr size_t kCacheBlocks = 4096;
-constexpr size_t kCacheKeys = 1 << 17;
+constexpr size_t kCacheBlocks = 16384;
+constexpr size_t kCacheKeys = 1 << 18;
 
 struct BeeError {
   Status status;
@@ -57,18 +55,30 @@ struct Block {
   uint64_t seq = 0;
   Bytes key;
   std::optional<Bytes> value;
-  std::vector<bee::Level> levels;
+  Bytes index;  // encoded; decoded into levels on first need
+  std::optional<std::vector<bee::Level>> decoded;
   bool pending = false;
   std::vector<std::shared_ptr<struct Child>> pending_index;
 
-  bool has_key_seq(uint64_t s) const {
-    for (const auto& l : levels)
+  const std::vector<bee::Level>& levels() {
+    if (!decoded) {
+      auto l = bee::decode_index(index);
+      if (!l.ok()) throw BeeError{error(l.status().code(), l.status().message() + " (block " + std::to_string(seq) + ")")};
+      decoded = std::move(*l);
+      index.clear();
+      index.shrink_to_fit();
+    }
+    return *decoded;
+  }
+
+  bool has_key_seq(uint64_t s) {
+    for (const auto& l : levels())
       for (uint64_t k : l.keys)
         if (k == s) return true;
     return false;
   }
   // A delete block carries no value and does not point at itself.
-  bool is_deletion() const { return !value && !has_key_seq(seq); }
+  bool is_deletion() { return !value && !has_key_seq(seq); }
 };
 using BlockPtr = std::shared_ptr<Block>;
 
@@ -107,6 +117,8 @@ NodePtr new_node(BlockPtr block) {
 // Decoded committed blocks, shared by every operation of a Bee.
 class BeeCache {
  public:
+  bool header_checked = false;
+
   BlockPtr find(uint64_t seq) {
     auto it = blocks_.find(seq);
     return it == blocks_.end() ? nullptr : it->second;
@@ -160,22 +172,23 @@ class BeeState {
       fail(corruption("hyperbee: a tree pointer names block " + std::to_string(seq) + ", outside the tree"));
     if (BlockPtr b = cache_.find(seq)) return b;
     auto raw = must(source().get(seq));
-    auto node = bee::decode_node(raw);
+    auto node = bee::decode_node_raw(raw);
     if (!node.ok()) fail(error(node.status().code(), node.status().message() + " (block " + std::to_string(seq) + ")"));
     auto b = std::make_shared<Block>();
     b->seq = seq;
     b->key = std::move(node->key);
     b->value = std::move(node->value);
-    b->levels = std::move(node->levels);
+    b->index = std::move(node->index);
     cache_.add(b);
     return b;
   }
 
   NodePtr tree_node(const BlockPtr& b, uint64_t offset) {
     if (b->pending) return b->pending_index.at(offset)->node;
-    if (offset >= b->levels.size())
+    const auto& levels = b->levels();
+    if (offset >= levels.size())
       fail(corruption("hyperbee: block " + std::to_string(b->seq) + " has no tree node " + std::to_string(offset)));
-    const bee::Level& level = b->levels[offset];
+    const bee::Level& level = levels[offset];
     auto n = std::make_shared<TreeNode>();
     n->block = b;
     n->offset = offset;
@@ -808,6 +821,17 @@ Bee::~Bee() = default;
 
 namespace {
 
+// Block 0 must be a Hyperbee header; it never changes, so one check per process is enough.
+Status check_header(CoreReader& reader, BeeCache& cache) {
+  if (reader.length() == 0 || cache.header_checked) return {};
+  auto header = reader.get(0);
+  if (!header.ok()) return header.status();
+  auto h = bee::decode_header(*header);
+  if (!h.ok()) return h.status();
+  cache.header_checked = true;
+  return {};
+}
+
 Result<std::unique_ptr<BeeState>> open_reader(Core& core, BeeCache& cache, uint64_t at) {
   auto reader = core.reader();
   if (!reader.ok()) return reader.status();
@@ -815,24 +839,14 @@ Result<std::unique_ptr<BeeState>> open_reader(Core& core, BeeCache& cache, uint6
   if (at > std::max<uint64_t>(length, 1))
     return not_found("version " + std::to_string(at) + " does not exist yet (the latest is " +
                      std::to_string(std::max<uint64_t>(length, 1)) + ")");
-  if (length > 0) {  // block 0 must be a Hyperbee header
-    auto header = (*reader)->get(0);
-    if (!header.ok()) return header.status();
-    auto h = bee::decode_header(*header);
-    if (!h.ok()) return h.status();
-  }
+  P2P_TRY(check_header(**reader, cache));
   return std::make_unique<BeeState>(core, cache, std::move(*reader), nullptr, at, std::nullopt);
 }
 
 Result<std::unique_ptr<BeeState>> open_writer(Core& core, BeeCache& cache, const std::optional<bee::Metadata>& metadata) {
   auto writer = core.writer();
   if (!writer.ok()) return writer.status();
-  if ((*writer)->length() > 0) {
-    auto header = (*writer)->get(0);
-    if (!header.ok()) return header.status();
-    auto h = bee::decode_header(*header);
-    if (!h.ok()) return h.status();
-  }
+  P2P_TRY(check_header(**writer, cache));
   return std::make_unique<BeeState>(core, cache, nullptr, std::move(*writer), 0, metadata);
 }
 
@@ -928,9 +942,6 @@ Status Bee::Batch::flush() {
   if (!state_) return invalid_argument("this batch was already flushed");
   Status s = run([&] { check(state_->flush()); });
   state_.reset();
-  // A batch builds a large in-memory tree; hand the freed memory back so a
-  // long import keeps a flat resident set.
-  ::malloc_trim(0);
   return s;
 }
 

@@ -41,6 +41,8 @@ Result<Level> decode_level(ByteView b) {
   return level;
 }
 
+}  // namespace
+
 Result<std::vector<Level>> decode_index(ByteView b) {
   std::vector<Level> levels;
   pb::Reader r(b);
@@ -59,8 +61,6 @@ Result<std::vector<Level>> decode_index(ByteView b) {
   if (!r.ok()) return malformed("index");
   return levels;
 }
-
-}  // namespace
 
 Bytes encode_header(const Header& h) {
   pb::Writer w;
@@ -124,7 +124,15 @@ Bytes encode_node(ByteView index, ByteView key, const std::optional<ByteView>& v
 }
 
 Result<NodeBlock> decode_node(ByteView b) {
-  NodeBlock n;
+  auto raw = decode_node_raw(b);
+  if (!raw.ok()) return raw.status();
+  auto levels = decode_index(raw->index);
+  if (!levels.ok()) return levels.status();
+  return NodeBlock{std::move(*levels), std::move(raw->key), std::move(raw->value)};
+}
+
+Result<RawNodeBlock> decode_node_raw(ByteView b) {
+  RawNodeBlock n;
   bool has_index = false, has_key = false;
   pb::Reader r(b);
   uint32_t field;
@@ -137,9 +145,7 @@ Result<NodeBlock> decode_node(ByteView b) {
     ByteView v = r.bytes();
     if (!r.ok()) break;
     if (field == 1) {
-      auto levels = decode_index(v);
-      if (!levels.ok()) return levels.status();
-      n.levels = std::move(*levels);
+      n.index = to_bytes(v);
       has_index = true;
     } else if (field == 2) {
       n.key = to_bytes(v);

@@ -36,10 +36,20 @@ struct NodeBlock {
   std::optional<Bytes> value;
 };
 
+// A node block with its index left encoded: scans and lookups of entries
+// need only the key and value, and the encoded index is far smaller.
+struct RawNodeBlock {
+  Bytes index;
+  Bytes key;
+  std::optional<Bytes> value;
+};
+
 Bytes encode_header(const Header& h);
 Result<Header> decode_header(ByteView b);
 Bytes encode_index(const std::vector<Level>& levels);
 Bytes encode_node(ByteView index, ByteView key, const std::optional<ByteView>& value);
 Result<NodeBlock> decode_node(ByteView b);
+Result<RawNodeBlock> decode_node_raw(ByteView b);
+Result<std::vector<Level>> decode_index(ByteView index);
 
 }  // namespace p2p::bee

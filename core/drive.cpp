@@ -327,6 +327,16 @@ Status Drive::readdir(std::string_view folder, const std::function<bool(const st
   }
 }
 
+Result<std::pair<uint64_t, uint64_t>> Drive::stats(uint64_t at) {
+  uint64_t files = 0, bytes = 0;
+  P2P_TRY(list("/", [&](const DriveEntry& e) {
+    files++;
+    bytes += e.size();
+    return true;
+  }, at));
+  return std::pair{files, bytes};
+}
+
 Status Drive::diff(uint64_t newer, uint64_t older, const std::function<bool(const DriveChange&)>& visit) {
   Status inner;
   P2P_TRY(bee_->diff(newer, older, [&](const BeeChange& c) {

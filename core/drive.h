@@ -90,6 +90,8 @@ class Drive {
   Status readdir(std::string_view folder, const std::function<bool(const std::string& name, bool is_dir)>& visit,
                  uint64_t at = 0);
   Status diff(uint64_t newer, uint64_t older, const std::function<bool(const DriveChange&)>& visit);
+  // How many files the drive holds at `at`, and their total bytes.
+  Result<std::pair<uint64_t, uint64_t>> stats(uint64_t at = 0);
 
  private:
   Drive(storage::Store& store, std::unique_ptr<Core> db, std::unique_ptr<Core> blobs);

@@ -205,16 +205,18 @@ Result<uint64_t> Core::append(std::span<const ByteView> blocks) {
 
 namespace {
 
-Result<ByteView> checked_block(storage::ReadTxn& txn, uint64_t id, uint64_t index, const std::string& label) {
+// `label` is only called on failure: naming the core costs a z-base-32 encoding.
+template <typename Label>
+Result<ByteView> checked_block(storage::ReadTxn& txn, uint64_t id, uint64_t index, const Label& label) {
   auto block = txn.get(storage::Table::blocks, storage::pair_key(id, index));
   if (!block) {
     P2P_TRY(txn.status());
-    return corruption("core " + label + ": block " + std::to_string(index) + " is missing from the store");
+    return corruption("core " + label() + ": block " + std::to_string(index) + " is missing from the store");
   }
   auto leaf = txn.get(storage::Table::tree, storage::pair_key(id, 2 * index));
   auto node = leaf ? decode_node(2 * index, *leaf) : std::nullopt;
   if (!node || node->size != block->size() || node->hash != crypto::leaf_hash(*block))
-    return corruption("core " + label + ": block " + std::to_string(index) +
+    return corruption("core " + label() + ": block " + std::to_string(index) +
                       " does not match its tree hash (the store is damaged)");
   return *block;
 }
@@ -229,7 +231,7 @@ class CoreReaderImpl : public CoreReader {
   Result<ByteView> get(uint64_t index) override {
     if (index >= length_)
       return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length_) + ")");
-    return checked_block(*txn_, core_.local_id_, index, core_.label());
+    return checked_block(*txn_, core_.local_id_, index, [this] { return core_.label(); });
   }
 
  private:
@@ -246,7 +248,7 @@ class CoreWriterImpl : public CoreWriter {
   Result<ByteView> get(uint64_t index) override {
     if (index >= batch_.length())
       return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length()) + ")");
-    return checked_block(*txn_, core_.local_id_, index, core_.label());
+    return checked_block(*txn_, core_.local_id_, index, [this] { return core_.label(); });
   }
 
   Status append(std::span<const ByteView> blocks) override {

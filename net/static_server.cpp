@@ -96,6 +96,10 @@ void handle(int fd, const StaticServerOptions& o) {
   std::filesystem::path path = std::filesystem::path(o.root) / rel;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) path /= o.index;
+  // A symlink inside the app must not serve files from outside it.
+  auto real = std::filesystem::weakly_canonical(path, ec).string();
+  auto root = std::filesystem::weakly_canonical(o.root, ec).string();
+  if (real.compare(0, root.size() + 1, root + "/") != 0) return respond_status(fd, 403, "Forbidden");
   int file = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (file < 0 || ::fstat(file, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -46,7 +46,7 @@ class LmdbStore;
 // later hand those pages back (LMDB does not expose its map's address).
 // Reading more than this through the map hands the pages back, so a long
 // scan or a large import keeps a small resident set.
-constexpr uint64_t kReleaseAfterBytes = 8 * 1024 * 1024;
+constexpr uint64_t kReleaseAfterBytes = 64 * 1024 * 1024;
 
 struct MappedSpan {
   void* map = nullptr;

@@ -22,6 +22,12 @@ namespace fs = std::filesystem;
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
 
+// While a terminal app runs, termination signals sent to p2p are passed on to it.
+volatile pid_t g_child = 0;
+void forward_signal(int sig) {
+  if (g_child > 0) ::kill(g_child, sig);
+}
+
 std::string absolute(const std::string& dir) {
   std::error_code ec;
   auto p = fs::absolute(dir, ec);
@@ -62,7 +68,10 @@ Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& li
 }
 
 int init(Context& ctx, const std::string& type, const std::string& dir, std::string name) {
-  if (name.empty()) name = fs::path(absolute(dir)).filename().string();
+  if (name.empty()) {
+    fs::path p = absolute(dir);
+    name = (p.has_filename() ? p.filename() : p.parent_path().filename()).string();  // "dir/" too
+  }
   if (Status s = app::init(dir, type, name); !s.ok()) return ctx.fail(s);
   if (ctx.json) ctx.emit({{"dir", absolute(dir)}, {"name", name}, {"type", type}});
   else std::cout << "created " << type << " app '" << name << "' in " << absolute(dir) << " (edit p2p.json, then 'p2p stage')\n";
@@ -70,9 +79,14 @@ int init(Context& ctx, const std::string& type, const std::string& dir, std::str
 }
 
 int stage(Context& ctx, const std::string& channel, const std::string& dir, bool dry_run) {
+  if (channel.empty()) return ctx.fail(invalid_argument("a channel needs a name"));
   auto m = app::read_manifest(dir);
   if (!m.ok()) return ctx.fail(m.status());
-  auto drive = channel_drive(ctx, *m, channel, true);
+  // A dry run never creates the channel: compare with the staged drive, or with an empty one in memory.
+  auto scratch = storage::open_memory();
+  Corestore scratch_store(*scratch, crypto::random_key());
+  Result<std::unique_ptr<Drive>> drive = dry_run ? channel_drive(ctx, *m, channel, false) : channel_drive(ctx, *m, channel, true);
+  if (dry_run && drive.status().is_not_found()) drive = Drive::open_writable(scratch_store, kDefaultNamespace);
   if (!drive.ok()) return ctx.fail(drive.status());
   auto totals = app::stage(dir, *m, **drive, dry_run, [&](const MirrorChange& c) {
     if (ctx.json) ctx.emit({{"op", std::string(1, c.op)}, {"path", c.path}, {"size", c.bytes}});
@@ -95,26 +109,23 @@ int stage(Context& ctx, const std::string& channel, const std::string& dir, bool
   return kOk;
 }
 
+// A link, or a channel of the app in `dir`.
+Result<std::unique_ptr<Drive>> resolve_drive(Context& ctx, const std::string& target, const std::string& dir) {
+  if (keys::looks_like_key(target)) return drive_by_link(ctx, target);
+  auto m = app::read_manifest(dir);
+  if (!m.ok()) return m.status();
+  return channel_drive(ctx, *m, target, false);
+}
+
 int info(Context& ctx, const std::string& target, const std::string& dir) {
-  Result<std::unique_ptr<Drive>> drive = not_found("");
-  if (keys::looks_like_key(target)) {
-    drive = drive_by_link(ctx, target);
-  } else {
-    auto m = app::read_manifest(dir);
-    if (!m.ok()) return ctx.fail(m.status());
-    drive = channel_drive(ctx, *m, target, false);
-  }
+  auto drive = resolve_drive(ctx, target, dir);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
   auto version = d.version();
   if (!version.ok()) return ctx.fail(version.status());
-  uint64_t files = 0, bytes = 0;
-  if (Status s = d.list("/", [&](const DriveEntry& e) {
-        files++;
-        bytes += e.size();
-        return true;
-      }); !s.ok())
-    return ctx.fail(s);
+  auto stats = d.stats();
+  if (!stats.ok()) return ctx.fail(stats.status());
+  const auto [files, bytes] = *stats;
   const Core& db = d.db();
   nlohmann::json j = {{"key", to_hex(db.key())},      {"id", keys::to_z32(db.key())},
                       {"link", keys::link(db.key())}, {"discoveryKey", to_hex(db.discovery_key())},
@@ -161,7 +172,10 @@ Result<int> run_terminal(const std::string& folder, const app::Manifest& m, cons
     ::_exit(127);
   }
   // Ctrl-C reaches the app (same process group); we only wait for it.
+  g_child = pid;
   std::signal(SIGINT, SIG_IGN);
+  std::signal(SIGTERM, forward_signal);
+  std::signal(SIGHUP, forward_signal);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -176,14 +190,7 @@ int run(Context& ctx, const std::string& target, const std::string& dir, const s
   if (fs::is_directory(target, ec) && fs::exists(fs::path(target) / app::kManifestFile, ec)) {
     folder = absolute(target);  // a local app folder runs in place
   } else {
-    Result<std::unique_ptr<Drive>> drive = not_found("");
-    if (keys::looks_like_key(target)) {
-      drive = drive_by_link(ctx, target);
-    } else {
-      auto m = app::read_manifest(dir);
-      if (!m.ok()) return ctx.fail(m.status());
-      drive = channel_drive(ctx, *m, target, false);
-    }
+    auto drive = resolve_drive(ctx, target, dir);
     if (!drive.ok()) return ctx.fail(drive.status());
     auto home = ctx.home();
     if (!home.ok()) return ctx.fail(home.status());

@@ -252,13 +252,9 @@ int info(Context& ctx, const DriveOptions& o) {
   Drive& d = **drive;
   auto version = d.version();
   if (!version.ok()) return ctx.fail(version.status());
-  uint64_t files = 0, bytes = 0;
-  if (Status s = d.list("/", [&](const DriveEntry& e) {
-        files++;
-        bytes += e.size();
-        return true;
-      }, o.at); !s.ok())
-    return ctx.fail(s);
+  auto stats = d.stats(o.at);
+  if (!stats.ok()) return ctx.fail(stats.status());
+  const auto [files, bytes] = *stats;
   const Core& db = d.db();
   nlohmann::json j = {{"key", to_hex(db.key())},        {"id", keys::to_z32(db.key())},
                       {"link", keys::link(db.key())},   {"discoveryKey", to_hex(db.discovery_key())},
