@@ -163,7 +163,8 @@ class BeeState {
   uint64_t next_seq() { return committed_length() + pending_.size(); }
   size_t pending() const { return pending_.size(); }
 
-  BlockPtr block(uint64_t seq) {
+  // `keep` false: a scan reads each entry once; caching it would only evict hot blocks.
+  BlockPtr block(uint64_t seq, bool keep = true) {
     if (seq >= committed_length()) {
       auto it = pending_.find(seq);
       if (it != pending_.end()) return it->second;
@@ -179,7 +180,7 @@ class BeeState {
     b->key = std::move(node->key);
     b->value = std::move(node->value);
     b->index = std::move(node->index);
-    cache_.add(b);
+    if (keep) cache_.add(b);
     return b;
   }
 
@@ -349,7 +350,7 @@ class BeeState {
         stack.pop_back();
         continue;
       }
-      BlockPtr b = block(top.node->keys[n].seq);
+      BlockPtr b = block(top.node->keys[n].seq, false);
       if (end) {
         int c = compare(b->key, *end);
         if (c == 0 ? !end_incl : (r.reverse ? c < 0 : c > 0)) break;

@@ -223,6 +223,43 @@ Result<ByteView> checked_block(storage::ReadTxn& txn, uint64_t id, uint64_t inde
 
 }  // namespace
 
+Result<std::vector<ByteView>> CoreReader::get_range(uint64_t first, uint64_t count) {
+  std::vector<ByteView> out;
+  for (uint64_t i = 0; i < count; i++) {
+    auto b = get(first + i);
+    if (!b.ok()) return b.status();
+    out.push_back(*b);
+  }
+  return out;
+}
+
+namespace {
+
+template <typename Label>
+Result<std::vector<ByteView>> checked_range(storage::ReadTxn& txn, uint64_t id, uint64_t first, uint64_t count,
+                                            const Label& label) {
+  std::vector<ByteView> blocks;
+  std::vector<std::optional<merkle::Node>> stored;
+  for (uint64_t i = first; i < first + count; i++) {
+    auto block = txn.get(storage::Table::blocks, storage::pair_key(id, i));
+    if (!block) {
+      P2P_TRY(txn.status());
+      return corruption("core " + label() + ": block " + std::to_string(i) + " is missing from the store");
+    }
+    auto leaf = txn.get(storage::Table::tree, storage::pair_key(id, 2 * i));
+    blocks.push_back(*block);
+    stored.push_back(leaf ? decode_node(2 * i, *leaf) : std::nullopt);
+  }
+  auto computed = merkle::leaf_nodes(first, blocks);
+  for (size_t k = 0; k < blocks.size(); k++)
+    if (!stored[k] || *stored[k] != computed[k])
+      return corruption("core " + label() + ": block " + std::to_string(first + k) +
+                        " does not match its tree hash (the store is damaged)");
+  return blocks;
+}
+
+}  // namespace
+
 class CoreReaderImpl : public CoreReader {
  public:
   CoreReaderImpl(Core& core, std::unique_ptr<storage::ReadTxn> txn, uint64_t length)
@@ -232,6 +269,12 @@ class CoreReaderImpl : public CoreReader {
     if (index >= length_)
       return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length_) + ")");
     return checked_block(*txn_, core_.local_id_, index, [this] { return core_.label(); });
+  }
+  Result<std::vector<ByteView>> get_range(uint64_t first, uint64_t count) override {
+    if (first + count > length_ || first + count < first)
+      return not_found("blocks " + std::to_string(first) + ".." + std::to_string(first + count) +
+                       " are beyond the length (" + std::to_string(length_) + ")");
+    return checked_range(*txn_, core_.local_id_, first, count, [this] { return core_.label(); });
   }
 
  private:
@@ -256,9 +299,10 @@ class CoreWriterImpl : public CoreWriter {
       if (b.size() > kMaxBlockSize)
         return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
                                 std::to_string(kMaxBlockSize));
-    for (ByteView b : blocks) {
-      P2P_TRY(txn_->put_last(storage::Table::blocks, storage::pair_key(core_.local_id_, batch_.length()), b));
-      batch_.append(b);
+    auto leaves = merkle::leaf_nodes(batch_.length(), blocks);
+    for (size_t i = 0; i < blocks.size(); i++) {
+      P2P_TRY(txn_->put_last(storage::Table::blocks, storage::pair_key(core_.local_id_, batch_.length()), blocks[i]));
+      batch_.append_leaf(leaves[i]);
     }
     // Nodes go in sorted so most of them land past the table's end (page fill, not split).
     std::vector<merkle::Node> added = batch_.added_nodes();

@@ -29,6 +29,8 @@ class CoreReader {
   virtual uint64_t length() const = 0;
   // The block, checked against its leaf hash; the view lives as long as the reader.
   virtual Result<ByteView> get(uint64_t index) = 0;
+  // `count` consecutive blocks, checked (in parallel when large).
+  virtual Result<std::vector<ByteView>> get_range(uint64_t first, uint64_t count);
 };
 
 // One write transaction on a core: blocks appended through it are readable

@@ -1,6 +1,7 @@
 #include "core/merkle.h"
 
 #include <cstring>
+#include <thread>
 
 #include "core/crypto.h"
 
@@ -97,9 +98,31 @@ TreeBatch::TreeBatch(std::vector<Node> roots) : roots_(std::move(roots)) {
   for (const Node& r : roots_) byte_length_ += r.size;
 }
 
-void TreeBatch::append(ByteView block) {
+void TreeBatch::append(ByteView block) { append_leaf(leaf_node(length_, block)); }
+
+void TreeBatch::append_leaf(const Node& leaf) {
   flat::Iterator ite(2 * length_);
-  append_root(leaf_node(length_, block), ite);
+  append_root(leaf, ite);
+}
+
+std::vector<Node> leaf_nodes(uint64_t first_block, std::span<const ByteView> blocks) {
+  std::vector<Node> out(blocks.size());
+  auto hash_range = [&](size_t from, size_t to) {
+    for (size_t i = from; i < to; i++) out[i] = leaf_node(first_block + i, blocks[i]);
+  };
+  size_t bytes = 0;
+  for (ByteView b : blocks) bytes += b.size();
+  if (bytes < (1u << 20) || blocks.size() < 2) {
+    hash_range(0, blocks.size());
+    return out;
+  }
+  // Split by bytes, not by count, so both threads get the same work.
+  size_t half = 0, seen = 0;
+  while (half < blocks.size() && seen < bytes / 2) seen += blocks[half++].size();
+  std::thread other(hash_range, half, blocks.size());
+  hash_range(0, half);
+  other.join();
+  return out;
 }
 
 void TreeBatch::append_root(const Node& node, flat::Iterator& ite) {

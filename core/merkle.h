@@ -22,6 +22,9 @@ struct Node {
 };
 
 Node leaf_node(uint64_t block_index, ByteView data);
+// Leaf nodes of consecutive blocks starting at `first_block`; large inputs are
+// hashed on two threads (hashing is most of the cost of big files).
+std::vector<Node> leaf_nodes(uint64_t first_block, std::span<const ByteView> blocks);
 Node parent_node(uint64_t index, const Node& a, const Node& b);
 Hash32 tree_hash(std::span<const Node> roots);
 // TREE || manifest hash || tree hash || u64le length || u64le fork.
@@ -35,6 +38,8 @@ class TreeBatch {
  public:
   explicit TreeBatch(std::vector<Node> roots = {});
   void append(ByteView block);
+  // The same with the leaf already hashed (see leaf_nodes).
+  void append_leaf(const Node& leaf);
   void append_root(const Node& node, flat::Iterator& ite);
 
   const std::vector<Node>& roots() const { return roots_; }
