@@ -19,17 +19,25 @@ fi
 
 out=build/bench-results.jsonl
 : > "$out"
+# BENCH_ONLY=core,bee,kv,drive runs a subset (each part keeps both sides in the same run).
+want() { [ -z "${BENCH_ONLY:-}" ] || [[ ",$BENCH_ONLY," == *",$1,"* ]]; }
+
+if want core; then
 echo "bench: JavaScript core-append ($N x $SIZE B)..." >&2
 (cd "$js" && node core-append.js "$N" "$SIZE" "$SINGLE_N") | tail -n 1 >> "$out"
 echo "bench: p2p core-append..." >&2
 build/bench/core_bench "$N" "$SIZE" "$SINGLE_N" >> "$out"
+fi
 
+if want bee; then
 echo "bench: JavaScript bee-put-get (100000 keys)..." >&2
 (cd "$js" && node bee-put-get.js 100000 10000) | tail -n 1 >> "$out"
 echo "bench: p2p bee-put-get..." >&2
 build/bench/bee_bench 100000 10000 >> "$out"
+fi
 
 # 'p2p kv import' of 1,000,000 keys: peak RSS; then 'p2p kv get' as a whole process.
+if want kv; then
 kvhome=$(mktemp -d)
 awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "key-%08d\tvalue-%d\n", (i * 7919) % 1000000, i }' > "$kvhome/in.tsv"
 /usr/bin/time -f '%M' -o "$kvhome/rss" env P2P_HOME="$kvhome" build/p2p kv import < "$kvhome/in.tsv" 2> /dev/null
@@ -38,8 +46,10 @@ for i in $(seq 200); do P2P_HOME="$kvhome" build/p2p kv get "key-$(printf '%08d'
 t1=$(date +%s%N)
 echo "{\"bench\":\"kv-1m\",\"impl\":\"p2p\",\"import_peak_rss_MB\":$(( $(cat "$kvhome/rss") / 1024 )),\"get_runs\":200,\"get_total_ns\":$((t1 - t0))}" >> "$out"
 rm -rf "$kvhome"
+fi
 
 # Drive: 10,000 files of 4 KiB and a 1 GiB file, JavaScript then p2p, and cp.
+if want drive; then
 echo "bench: JavaScript drive-put-get (10000 x 4 KiB, 1024 MiB)..." >&2
 (cd "$js" && BENCH_TIMEOUT=900 node drive-put-get.js 10000 4096 1024) | tail -n 1 >> "$out"
 dd=$(mktemp -d)
@@ -59,8 +69,10 @@ rm -f "$dd/big-out"; sync
 c0=$(now); cp "$dd/big" "$dd/big-cp"; c1=$(now); sync "$dd/big-cp"; c2=$(now)
 echo "{\"bench\":\"drive\",\"impl\":\"p2p\",\"small_put_ns\":$((t1 - t0)),\"mirror_ns\":$((t3 - t2)),\"small_get_ns\":$((t5 - t4)),\"big_put_ns\":$((t7 - t6)),\"big_get_ns\":$((t9 - t8)),\"cp_ns\":$((c1 - c0)),\"cp_sync_ns\":$((c2 - c0))}" >> "$out"
 rm -rf "$dd"
+fi
 
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
+if want core; then
 home=$(mktemp -d)
 trap 'rm -rf "$home"' EXIT
 seq 1 1000 | P2P_HOME="$home" build/p2p core append bench --lines 2> /dev/null
@@ -68,54 +80,57 @@ t0=$(date +%s%N)
 for _ in $(seq 200); do P2P_HOME="$home" build/p2p core get bench 500 > /dev/null; done
 t1=$(date +%s%N)
 echo "{\"bench\":\"cli-get\",\"impl\":\"p2p\",\"runs\":200,\"total_ns\":$((t1 - t0))}" >> "$out"
+fi
 
 python3 - "$out" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-js = next(r for r in rows if r.get("bench") == "core-append" and r.get("impl") != "p2p")
-cc = next(r for r in rows if r.get("bench") == "core-append" and r.get("impl") == "p2p")
-cli = next(r for r in rows if r.get("bench") == "cli-get")
+def find(bench, p2p):
+    return next((r for r in rows if r.get("bench") == bench and (r.get("impl") == "p2p") == p2p), None)
 def row(name, unit, j, c, target=None, higher=True):
     ratio = c / j if higher else j / c
     t = f"≥ {target}x" if target else ""
     ok = "" if not target else ("yes" if ratio >= target else "NO")
     print(f"| {name} | {unit} | {j:,.0f} | {c:,.0f} | {ratio:.1f}x | {t} | {ok} |")
-print("| workload | unit | JavaScript | p2p | ratio | target | met |")
-print("|---|---|---|---|---|---|---|")
-row("batched append, 1 KiB, 1000/batch", "blocks/s", js["append_batched"]["blocks_per_s"], cc["append_batched"]["blocks_per_s"], 3)
-row("sequential get", "blocks/s", js["read_seq_get"]["blocks_per_s"], cc["read_seq_get"]["blocks_per_s"], 5)
-row("random get, one at a time", "gets/s", js["random_get"]["gets_per_s"], cc["random_get"]["gets_per_s"], 5)
-row("single append (durable commit each)", "blocks/s", js["append_single"]["blocks_per_s"], cc["append_single"]["blocks_per_s"])
-row("disk per block (batched)", "bytes", js["disk"]["apparent_bytes_per_block"], cc["disk"]["apparent_bytes_per_block"], None, False)
-row("peak RSS", "MB", js["peak_rss_MB"], cc["peak_rss_MB"], None, False)
-print(f"\n`p2p core get NAME INDEX` as a whole process: {cli['total_ns'] / cli['runs'] / 1e6:.2f} ms mean over {cli['runs']} runs (target < 10 ms).")
+js, cc, cli = find("core-append", False), find("core-append", True), find("cli-get", True)
+if js and cc:
+  print("| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+  row("batched append, 1 KiB, 1000/batch", "blocks/s", js["append_batched"]["blocks_per_s"], cc["append_batched"]["blocks_per_s"], 3)
+  row("sequential get", "blocks/s", js["read_seq_get"]["blocks_per_s"], cc["read_seq_get"]["blocks_per_s"], 5)
+  row("random get, one at a time", "gets/s", js["random_get"]["gets_per_s"], cc["random_get"]["gets_per_s"], 5)
+  row("single append (durable commit each)", "blocks/s", js["append_single"]["blocks_per_s"], cc["append_single"]["blocks_per_s"])
+  row("disk per block (batched)", "bytes", js["disk"]["apparent_bytes_per_block"], cc["disk"]["apparent_bytes_per_block"], None, False)
+  row("peak RSS", "MB", js["peak_rss_MB"], cc["peak_rss_MB"], None, False)
+if cli:
+  print(f"\n`p2p core get NAME INDEX` as a whole process: {cli['total_ns'] / cli['runs'] / 1e6:.2f} ms mean over {cli['runs']} runs (target < 10 ms).")
 
-jb = next(r for r in rows if r.get("bench") == "bee-put-get" and r.get("impl") != "p2p")
-cb = next(r for r in rows if r.get("bench") == "bee-put-get" and r.get("impl") == "p2p")
-kv = next(r for r in rows if r.get("bench") == "kv-1m")
-print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
-print("|---|---|---|---|---|---|---|")
-row("bee: 100k puts, random order, batched", "ops/s", jb["put_batched"]["ops_per_s"], cb["put_batched"]["ops_per_s"], 5)
-row("bee: single puts (durable commit each)", "ops/s", jb["put_single"]["ops_per_s"], cb["put_single"]["ops_per_s"])
-row("bee: 10k random gets", "ops/s", jb["get_random"]["ops_per_s"], cb["get_random"]["ops_per_s"], 10)
-row("bee: full ordered scan", "keys/s", jb["scan_full"]["keys_per_s"], cb["scan_full"]["keys_per_s"], 10)
-row("bee: 1000-key range scan", "ms", jb["scan_range"]["median_ms"], cb["scan_range"]["median_ms"], None, False)
-row("bee: disk per key (batched)", "bytes", jb["disk"]["bytes_per_key"], cb["disk"]["bytes_per_key"], None, False)
-row("bee: peak RSS (100k keys)", "MB", jb["peak_rss_MB"], cb["peak_rss_MB"], None, False)
-print(f"\n`p2p kv import` of 1,000,000 keys: peak RSS {kv['import_peak_rss_MB']} MB.")
-print(f"`p2p kv get KEY` on that 1,000,000-key store as a whole process: {kv['get_total_ns'] / kv['get_runs'] / 1e6:.2f} ms mean over {kv['get_runs']} runs (target < 10 ms).")
+jb, cb, kv = find("bee-put-get", False), find("bee-put-get", True), find("kv-1m", True)
+if jb and cb:
+  print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+  row("bee: 100k puts, random order, batched", "ops/s", jb["put_batched"]["ops_per_s"], cb["put_batched"]["ops_per_s"], 5)
+  row("bee: single puts (durable commit each)", "ops/s", jb["put_single"]["ops_per_s"], cb["put_single"]["ops_per_s"])
+  row("bee: 10k random gets", "ops/s", jb["get_random"]["ops_per_s"], cb["get_random"]["ops_per_s"], 10)
+  row("bee: full ordered scan", "keys/s", jb["scan_full"]["keys_per_s"], cb["scan_full"]["keys_per_s"], 10)
+  row("bee: 1000-key range scan", "ms", jb["scan_range"]["median_ms"], cb["scan_range"]["median_ms"], None, False)
+  row("bee: disk per key (batched)", "bytes", jb["disk"]["bytes_per_key"], cb["disk"]["bytes_per_key"], None, False)
+  row("bee: peak RSS (100k keys)", "MB", jb["peak_rss_MB"], cb["peak_rss_MB"], None, False)
+if kv:
+  print(f"\n`p2p kv import` of 1,000,000 keys: peak RSS {kv['import_peak_rss_MB']} MB.")
+  print(f"`p2p kv get KEY` on that 1,000,000-key store as a whole process: {kv['get_total_ns'] / kv['get_runs'] / 1e6:.2f} ms mean over {kv['get_runs']} runs (target < 10 ms).")
 
-jd = next(r for r in rows if r.get("bench") == "drive-put-get" and r.get("impl") != "p2p")
-cd = next(r for r in rows if r.get("bench") == "drive")
+jd, cd = find("drive-put-get", False), find("drive", True)
 GiB = 1024.0
-print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
-print("|---|---|---|---|---|---|---|")
-row("drive: put 10,000 files of 4 KiB", "files/s", jd["small_put"]["files_per_s"], 10000 / (cd["small_put_ns"] / 1e9), 5)
-row("drive: mirror a folder of 10,000 files", "files/s", jd["small_put"]["files_per_s"], 10000 / (cd["mirror_ns"] / 1e9), 5)
-row("drive: get 10,000 files of 4 KiB", "files/s", jd["small_get"]["files_per_s"], 10000 / (cd["small_get_ns"] / 1e9))
-row("drive: put a 1 GiB file", "MB/s", jd["big_put"]["MB_per_s"], GiB / (cd["big_put_ns"] / 1e9), 2)
-row("drive: get a 1 GiB file (stream)", "MB/s", jd["big_get_stream"]["MB_per_s"], GiB / (cd["big_get_ns"] / 1e9), 2)
-print(f"\n`cp` of the same 1 GiB file: {GiB / (cd['cp_ns'] / 1e9):,.0f} MB/s into the page cache, "
-      f"{GiB / (cd['cp_sync_ns'] / 1e9):,.0f} MB/s including `sync` (p2p commits durably, so the second is the fair one): "
-      f"put is {cd['big_put_ns'] / cd['cp_sync_ns']:.1f}x and get {cd['big_get_ns'] / cd['cp_sync_ns']:.1f}x the time of cp+sync (target within 3x).")
+if jd and cd:
+  print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+  row("drive: put 10,000 files of 4 KiB", "files/s", jd["small_put"]["files_per_s"], 10000 / (cd["small_put_ns"] / 1e9), 5)
+  row("drive: mirror a folder of 10,000 files", "files/s", jd["small_put"]["files_per_s"], 10000 / (cd["mirror_ns"] / 1e9), 5)
+  row("drive: get 10,000 files of 4 KiB", "files/s", jd["small_get"]["files_per_s"], 10000 / (cd["small_get_ns"] / 1e9))
+  row("drive: put a 1 GiB file", "MB/s", jd["big_put"]["MB_per_s"], GiB / (cd["big_put_ns"] / 1e9), 2)
+  row("drive: get a 1 GiB file (stream)", "MB/s", jd["big_get_stream"]["MB_per_s"], GiB / (cd["big_get_ns"] / 1e9), 2)
+  print(f"\n`cp` of the same 1 GiB file: {GiB / (cd['cp_ns'] / 1e9):,.0f} MB/s into the page cache, "
+        f"{GiB / (cd['cp_sync_ns'] / 1e9):,.0f} MB/s including `sync` (p2p commits durably, so the second is the fair one): "
+        f"put is {cd['big_put_ns'] / cd['cp_sync_ns']:.1f}x and get {cd['big_get_ns'] / cd['cp_sync_ns']:.1f}x the time of cp+sync (target within 3x).")
 PY

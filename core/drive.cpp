@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <future>
 #include <vector>
 
 namespace p2p {
@@ -263,10 +264,18 @@ Status Drive::read(const DriveEntry& entry, const ByteSink& sink) {
   if (b.block_offset + b.block_length > (*r)->length())
     return not_found("the contents of " + entry.path + " are not in the local store");
   uint64_t since_release = 0, total = 0;
-  constexpr uint64_t kGroup = 32;  // blocks checked together (on two threads)
+  static constexpr uint64_t kGroup = 32;  // blocks fetched and checked together (hashing on two threads)
+  // Pipeline: the next group is read and checked while this one is written out. Only one
+  // thread touches the read transaction at a time (the sink never does).
+  CoreReader& reader = **r;
+  auto fetch = [&reader, &b](uint64_t i) {
+    return reader.get_range(b.block_offset + i, std::min(kGroup, b.block_length - i));
+  };
+  auto next = std::async(std::launch::async, fetch, uint64_t{0});
   for (uint64_t i = 0; i < b.block_length; i += kGroup) {
-    auto blocks = (*r)->get_range(b.block_offset + i, std::min(kGroup, b.block_length - i));
+    auto blocks = next.get();
     if (!blocks.ok()) return blocks.status();
+    if (i + kGroup < b.block_length) next = std::async(std::launch::async, fetch, i + kGroup);
     for (ByteView block : *blocks) {
       total += block.size();
       if (total > b.byte_length) return corruption(entry.path + ": its blocks hold more bytes than its entry says");

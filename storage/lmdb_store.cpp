@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
@@ -51,7 +52,7 @@ constexpr uint64_t kReleaseAfterBytes = 64 * 1024 * 1024;
 struct MappedSpan {
   void* map = nullptr;
   size_t map_size = 0;
-  uint64_t bytes = 0;  // read since the last release
+  std::atomic<uint64_t> bytes{0};  // read since the last release (reads may run on a helper thread)
 
   // Count whole pages: a small value still maps (and keeps resident) a 4 KiB page.
   void note(const MDB_val& v) {
