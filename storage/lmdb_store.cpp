@@ -250,18 +250,20 @@ class LmdbStore : public Store {
   static Status check_not_truncated(const std::string& dir) {
     std::string path = dir + "/data.mdb";
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0) return {};
-    if (st.st_size == 0) return {};
+    if (::stat(path.c_str(), &st) != 0 || st.st_size == 0) return {};
     auto bytes = read_meta(path);
     if (!bytes.ok()) return bytes.status();
+    // Size the file only after reading the meta page: a writer in another
+    // process writes its pages before the meta that counts them, so the file
+    // seen now is at least that long unless it was really truncated.
+    if (::stat(path.c_str(), &st) != 0) return io_error("cannot stat " + path);
     if (static_cast<uint64_t>(st.st_size) < *bytes)
       return corruption("the store's data file " + path + " is truncated (" + std::to_string(st.st_size) +
                         " bytes, needs " + std::to_string(*bytes) + ")");
     return {};
   }
 
-  // Reads both meta pages and returns the larger "last page" bound in bytes
-  // (the newest transaction's). Layout per LMDB's MDB_meta, 64-bit.
+  // The newest meta page's "last page" bound, in bytes (read through LMDB).
   static Result<uint64_t> read_meta(const std::string& path);
 
   MDB_env* env_ = nullptr;

@@ -77,9 +77,12 @@ if [ -x /usr/bin/time ]; then
   expect_grep "put /big.bin (209715200 bytes)" "$T/err" "put reports the size"
   checks=$((checks + 1))
   if grep -q $'\r' "$T/err"; then echo "FAIL: a progress bar on a stderr that is not a terminal"; failures=$((failures + 1)); fi
-  expect_lt "$(tail -1 "$T/put.rss")" 65536 "peak RSS (KiB) of drive put of 200 MiB"
+  # AddressSanitizer's shadow memory and quarantine inflate RSS: the bound holds for real builds.
+  rss_limit=65536
+  [ -n "${P2P_SANITIZED:-}" ] && { echo "note: sanitizer build, RSS bound not checked"; rss_limit=99999999; }
+  expect_lt "$(tail -1 "$T/put.rss")" "$rss_limit" "peak RSS (KiB) of drive put of 200 MiB"
   expect_exit 0 "get 200 MiB" -- /usr/bin/time -f %M -o "$T/get.rss" "$P2P" drive --drive big get /big.bin "$T/big.back"
-  expect_lt "$(tail -1 "$T/get.rss")" 65536 "peak RSS (KiB) of drive get of 200 MiB"
+  expect_lt "$(tail -1 "$T/get.rss")" "$rss_limit" "peak RSS (KiB) of drive get of 200 MiB"
   expect_exit 0 "200 MiB round trip" -- cmp "$T/big" "$T/big.back"
   rm -f "$T/big.back"
   expect_exit 0 "200 MiB to stdout" -- sh -c "\"$P2P\" drive --drive big get /big.bin | cmp - \"$T/big\""
