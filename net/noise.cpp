@@ -140,6 +140,16 @@ NoiseXX::~NoiseXX() {
   delete state_;
 }
 
+// Split(): the transport keys, once the third message has passed.
+void NoiseXX::finish() {
+  auto [t1, t2] = hkdf(state_->ck, {});
+  std::memcpy(result_.tx.data(), (initiator_ ? t1 : t2).data(), 32);
+  std::memcpy(result_.rx.data(), (initiator_ ? t2 : t1).data(), 32);
+  result_.hash = state_->h;
+  result_.remote_public_key = state_->rs;
+  done_ = true;
+}
+
 Result<Bytes> NoiseXX::write() {
   State& st = *state_;
   Bytes msg;
@@ -161,14 +171,7 @@ Result<Bytes> NoiseXX::write() {
   }
   append(st.encrypt_and_hash({}));  // the (empty) payload
   step_++;
-  if (step_ == 3) {
-    auto [t1, t2] = hkdf(st.ck, {});
-    std::memcpy(result_.tx.data(), (initiator_ ? t1 : t2).data(), 32);
-    std::memcpy(result_.rx.data(), (initiator_ ? t2 : t1).data(), 32);
-    result_.hash = st.h;
-    result_.remote_public_key = st.rs;
-    done_ = true;
-  }
+  if (step_ == 3) finish();
   return msg;
 }
 
@@ -207,14 +210,7 @@ Status NoiseXX::read(ByteView msg) {
   auto payload = st.decrypt_and_hash(msg);
   if (!payload.ok()) return payload.status();
   step_++;
-  if (step_ == 3) {
-    auto [t1, t2] = hkdf(st.ck, {});
-    std::memcpy(result_.tx.data(), (initiator_ ? t1 : t2).data(), 32);
-    std::memcpy(result_.rx.data(), (initiator_ ? t2 : t1).data(), 32);
-    result_.hash = st.h;
-    result_.remote_public_key = st.rs;
-    done_ = true;
-  }
+  if (step_ == 3) finish();
   return {};
 }
 

@@ -38,6 +38,7 @@ class NoiseXX {
   const HandshakeResult& result() const { return result_; }
 
  private:
+  void finish();
   struct State;
   State* state_;
   bool initiator_;
