@@ -2,28 +2,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <deque>
 
 #include "core/encoding.h"
 #include "core/keys.h"
+#include "core/log_format.h"
 
 namespace p2p {
 
-namespace {
-
-// cores table value (compact encoding), see docs/storage.md:
-//   u8 format (1), uint local id, buffer manifest, uint length,
-//   uint byte length, uint fork, buffer signature
-constexpr uint8_t kHeaderFormat = 1;
-// meta table key of the next local core id.
-constexpr std::string_view kNextCoreId = "next-core-id";
-// tree table value: u64le size || hash(32).
-constexpr size_t kTreeValueSize = 40;
-
-struct Header {
-  uint64_t local_id = 0;
-  Bytes manifest;
-  CoreState state;
-};
+namespace detail {
 
 Bytes encode_header(const Header& h) {
   enc::Encoder e;
@@ -68,21 +55,6 @@ std::optional<merkle::Node> decode_node(uint64_t index, ByteView v) {
   return n;
 }
 
-// Reads trusted nodes of one core through a transaction.
-class TxnNodes : public merkle::NodeSource {
- public:
-  TxnNodes(storage::ReadTxn& txn, uint64_t id) : txn_(txn), id_(id) {}
-  std::optional<merkle::Node> node(uint64_t index) override {
-    auto v = txn_.get(storage::Table::tree, storage::pair_key(id_, index));
-    if (!v) return std::nullopt;
-    return decode_node(index, *v);
-  }
-
- private:
-  storage::ReadTxn& txn_;
-  uint64_t id_;
-};
-
 Result<uint64_t> allocate_local_id(storage::WriteTxn& txn) {
   uint64_t next = 1;
   if (auto v = txn.get(storage::Table::meta, as_bytes(kNextCoreId))) {
@@ -96,7 +68,9 @@ Result<uint64_t> allocate_local_id(storage::WriteTxn& txn) {
   return next;
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 Core::Core(storage::Store& store, Key32 key) : store_(store), key_(key) {
   discovery_key_ = crypto::discovery_key(key_);
@@ -173,6 +147,7 @@ Status Core::load(storage::ReadTxn& txn) {
   manifest_ = std::move(*m);
   state_ = std::move(h->state);
   roots_ = std::move(*roots);
+  stored_ = true;
   return {};
 }
 
@@ -190,7 +165,14 @@ Result<std::vector<merkle::Node>> Core::load_roots(storage::ReadTxn& txn, uint64
 Status Core::refresh() {
   auto txn = store_.read();
   if (!txn.ok()) return txn.status();
+  if (!stored_ && !(*txn)->get(storage::Table::cores, key_)) return {};  // a replica still empty
   return load(**txn);
+}
+
+Result<std::unique_ptr<Core>> Core::open_replica(storage::Store& store, const Key32& key) {
+  auto core = open_by_key(store, key);
+  if (core.ok() || core.status().code() != ErrorCode::not_found) return core;
+  return std::unique_ptr<Core>(new Core(store, key));
 }
 
 Result<uint64_t> Core::append(ByteView block) { return append(std::span<const ByteView>(&block, 1)); }
@@ -211,7 +193,8 @@ Result<ByteView> checked_block(storage::ReadTxn& txn, uint64_t id, uint64_t inde
   auto block = txn.get(storage::Table::blocks, storage::pair_key(id, index));
   if (!block) {
     P2P_TRY(txn.status());
-    return corruption("core " + label() + ": block " + std::to_string(index) + " is missing from the store");
+    return not_found("core " + label() + ": block " + std::to_string(index) +
+                     " is not stored here (fetch it from a peer with --peer or --from)");
   }
   auto leaf = txn.get(storage::Table::tree, storage::pair_key(id, 2 * index));
   auto node = leaf ? decode_node(2 * index, *leaf) : std::nullopt;
@@ -262,26 +245,51 @@ Result<std::vector<ByteView>> checked_range(storage::ReadTxn& txn, uint64_t id, 
 
 class CoreReaderImpl : public CoreReader {
  public:
-  CoreReaderImpl(Core& core, std::unique_ptr<storage::ReadTxn> txn, uint64_t length)
-      : core_(core), txn_(std::move(txn)), length_(length) {}
-  uint64_t length() const override { return length_; }
+  CoreReaderImpl(Core& core, std::unique_ptr<storage::ReadTxn> txn, CoreState state)
+      : core_(core), txn_(std::move(txn)), state_(std::move(state)) {}
+  uint64_t length() const override { return state_.length; }
   Result<ByteView> get(uint64_t index) override {
-    if (index >= length_)
-      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(length_) + ")");
-    return checked_block(*txn_, core_.local_id_, index, [this] { return core_.label(); });
+    if (index >= state_.length)
+      return not_found("block " + std::to_string(index) + " is beyond the length (" + std::to_string(state_.length) + ")");
+    auto block = checked_block(*txn_, core_.local_id_, index, [this] { return core_.label(); });
+    if (block.ok() || block.status().code() != ErrorCode::not_found || !core_.fetcher_) return block;
+    auto fetched = core_.fetcher_->fetch(core_, index);
+    if (!fetched.ok()) return fetched.status();
+    fetched_.push_back(std::move(*fetched));  // a deque keeps earlier views valid
+    return ByteView(fetched_.back());
   }
   Result<std::vector<ByteView>> get_range(uint64_t first, uint64_t count) override {
-    if (first + count > length_ || first + count < first)
+    if (first + count > state_.length || first + count < first)
       return not_found("blocks " + std::to_string(first) + ".." + std::to_string(first + count) +
-                       " are beyond the length (" + std::to_string(length_) + ")");
+                       " are beyond the length (" + std::to_string(state_.length) + ")");
+    if (core_.fetcher_) return CoreReader::get_range(first, count);
     return checked_range(*txn_, core_.local_id_, first, count, [this] { return core_.label(); });
+  }
+  bool has(uint64_t index) override {
+    return index < state_.length && txn_->get(storage::Table::blocks, storage::pair_key(core_.local_id_, index));
+  }
+  Result<merkle::Proof> proof(const merkle::ProofRequest& request) override {
+    TxnNodes nodes(*txn_, core_.local_id_);
+    auto p = merkle::generate_proof(nodes, state_.length, state_.fork, state_.signature, request);
+    if (!p.ok()) return p.status();
+    if (p->block) {
+      auto block = txn_->get(storage::Table::blocks, storage::pair_key(core_.local_id_, p->block->index));
+      if (!block) return not_found("block " + std::to_string(p->block->index) + " is not stored");
+      p->block->value = to_bytes(*block);
+    }
+    return p;
   }
 
  private:
   Core& core_;
   std::unique_ptr<storage::ReadTxn> txn_;
-  uint64_t length_;
+  CoreState state_;
+  std::deque<Bytes> fetched_;
 };
+
+Result<merkle::Proof> CoreReader::proof(const merkle::ProofRequest&) {
+  return error(ErrorCode::unsupported, "this reader cannot make proofs");
+}
 
 class CoreWriterImpl : public CoreWriter {
  public:
@@ -342,10 +350,11 @@ Result<std::unique_ptr<CoreReader>> Core::reader() {
   auto txn = store_.read();
   if (!txn.ok()) return txn.status();
   auto raw = (*txn)->get(storage::Table::cores, key_);
+  if (!raw && !stored_) return std::unique_ptr<CoreReader>(new CoreReaderImpl(*this, std::move(*txn), {}));
   auto h = raw ? decode_header(*raw, label()) : Result<Header>(not_found("core " + label() + " vanished"));
   if (!h.ok()) return h.status();
   if (h->state.length != state_.length || h->state.signature != state_.signature) P2P_TRY(load(**txn));
-  return std::unique_ptr<CoreReader>(new CoreReaderImpl(*this, std::move(*txn), state_.length));
+  return std::unique_ptr<CoreReader>(new CoreReaderImpl(*this, std::move(*txn), state_));
 }
 
 Result<std::unique_ptr<CoreWriter>> Core::writer() {
@@ -409,18 +418,9 @@ Status Core::verify() {
 }
 
 Result<merkle::Proof> Core::proof(const merkle::ProofRequest& request) {
-  auto txn = store_.read();
-  if (!txn.ok()) return txn.status();
-  P2P_TRY(load(**txn));
-  TxnNodes nodes(**txn, local_id_);
-  auto p = merkle::generate_proof(nodes, state_.length, state_.fork, state_.signature, request);
-  if (!p.ok()) return p.status();
-  if (p->block) {
-    auto block = (*txn)->get(storage::Table::blocks, storage::pair_key(local_id_, p->block->index));
-    if (!block) return not_found("block " + std::to_string(p->block->index) + " is not stored");
-    p->block->value = to_bytes(*block);
-  }
-  return p;
+  auto r = reader();
+  if (!r.ok()) return r.status();
+  return (*r)->proof(request);
 }
 
 }  // namespace p2p

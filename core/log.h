@@ -31,6 +31,20 @@ class CoreReader {
   virtual Result<ByteView> get(uint64_t index) = 0;
   // `count` consecutive blocks, checked (in parallel when large).
   virtual Result<std::vector<ByteView>> get_range(uint64_t first, uint64_t count);
+  // Whether block `index` is stored here (a replica may hold only some).
+  virtual bool has(uint64_t index) { return index < length(); }
+  // A proof as a replication peer would be sent (block values filled in).
+  virtual Result<merkle::Proof> proof(const merkle::ProofRequest& request);
+};
+
+class Core;
+
+// Supplies blocks a replica lacks, from the network: verified and stored
+// before they are returned. Installed on a Core by the replication layer.
+class BlockFetcher {
+ public:
+  virtual ~BlockFetcher() = default;
+  virtual Result<Bytes> fetch(Core& core, uint64_t index) = 0;
 };
 
 // One write transaction on a core: blocks appended through it are readable
@@ -59,6 +73,9 @@ class Core {
                                                      const manifest::Manifest& manifest);
   // Opens a stored core by key, read-only; not_found when this store lacks it.
   static Result<std::unique_ptr<Core>> open_by_key(storage::Store& store, const Key32& key);
+  // Opens a core to replicate from peers: the stored one, or an empty one
+  // that is written on the first verified data (which must bring the manifest).
+  static Result<std::unique_ptr<Core>> open_replica(storage::Store& store, const Key32& key);
 
   const Key32& key() const { return key_; }
   const Hash32& discovery_key() const { return discovery_key_; }
@@ -91,6 +108,25 @@ class Core {
   // A proof as a replication peer would be sent (block values filled in).
   Result<merkle::Proof> proof(const merkle::ProofRequest& request);
 
+  // ---- replication -----------------------------------------------------
+  // False for a replica that has not received its manifest yet.
+  bool has_manifest() const { return stored_; }
+  // Whether block `index` is stored (a replica may hold only some).
+  Result<bool> has(uint64_t index);
+  // How many blocks from 0 on are stored without a gap.
+  Result<uint64_t> contiguous_length();
+  // Tree levels above leaf `2 * index` that a proof must bring (spec a.5):
+  // the count of ancestors walked before reaching a stored node.
+  Result<uint64_t> missing_nodes(uint64_t block_index);
+  // Checks untrusted data from a peer (Merkle proof, upgrade signature, the
+  // manifest against the key) and stores what it proves, in one
+  // transaction. False when it brought nothing new or no longer applies
+  // (our length moved on); an error when the data is invalid.
+  Result<bool> apply(const merkle::Proof& proof, const std::optional<Bytes>& manifest);
+  // Blocks a reader lacks are asked from here (null: none).
+  void set_fetcher(BlockFetcher* fetcher) { fetcher_ = fetcher; }
+  BlockFetcher* fetcher() const { return fetcher_; }
+
   ~Core();
 
  private:
@@ -106,6 +142,8 @@ class Core {
   manifest::Manifest manifest_;
   std::optional<crypto::KeyPair> key_pair_;
   uint64_t local_id_ = 0;
+  bool stored_ = false;  // the header exists in the store
+  BlockFetcher* fetcher_ = nullptr;
   CoreState state_;
   std::vector<merkle::Node> roots_;
 };

@@ -1,0 +1,118 @@
+// The replication half of Core: what a replica holds, and storing data a
+// peer proved (spec a.5). Every block, node and upgrade is verified against
+// the Merkle tree and the signature before anything is written.
+#include "core/encoding.h"
+#include "core/keys.h"
+#include "core/log.h"
+#include "core/log_format.h"
+
+namespace p2p {
+
+using namespace detail;
+
+Result<bool> Core::has(uint64_t index) {
+  auto r = reader();
+  if (!r.ok()) return r.status();
+  return (*r)->has(index);
+}
+
+Result<uint64_t> Core::contiguous_length() {
+  P2P_TRY(refresh());
+  if (!stored_) return uint64_t{0};
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  uint64_t next = 0;
+  auto from = storage::pair_key(local_id_, 0);
+  auto to = storage::pair_key(local_id_ + 1, 0);
+  P2P_TRY((*txn)->scan(storage::Table::blocks, from, to, [&](ByteView key, ByteView) {
+    enc::Decoder d(key.subspan(8));
+    if (d.u64be() != next) return false;
+    next++;
+    return true;
+  }));
+  return std::min(next, state_.length);
+}
+
+Result<uint64_t> Core::missing_nodes(uint64_t block_index) {
+  const uint64_t head = 2 * state_.length;
+  flat::Iterator ite(2 * block_index);
+  if (2 * block_index >= head) return uint64_t{0};  // not in the tree we trust: unknown
+  auto txn = store_.read();
+  if (!txn.ok()) return txn.status();
+  TxnNodes nodes(**txn, local_id_);
+  uint64_t count = 0;
+  while (!ite.contains(head) && !(stored_ && nodes.node(ite.index()))) {
+    if (++count >= 64) break;  // deeper than any tree: stop counting
+    ite.parent();
+  }
+  return count;
+}
+
+Result<bool> Core::apply(const merkle::Proof& proof, const std::optional<Bytes>& manifest_bytes) {
+  auto txn = store_.write();
+  if (!txn.ok()) return txn.status();
+  storage::WriteTxn& w = **txn;
+  if (auto raw = w.get(storage::Table::cores, key_)) {
+    auto h = decode_header(*raw, label());
+    if (!h.ok()) return h.status();
+    if (!stored_ || h->state.length != state_.length || h->state.signature != state_.signature) P2P_TRY(load(w));
+  } else {
+    if (!manifest_bytes) return error(ErrorCode::verification, "the peer sent data before the core's manifest");
+    auto m = manifest::decode(*manifest_bytes);
+    if (!m.ok()) return error(ErrorCode::verification, "the peer sent a malformed manifest: " + m.status().message());
+    if (manifest::hash(*m) != key_)
+      return error(ErrorCode::verification, "the peer sent a manifest that does not hash to the core key");
+    auto id = allocate_local_id(w);
+    if (!id.ok()) return id.status();
+    P2P_TRY(w.put(storage::Table::cores, key_, encode_header(Header{*id, manifest::encode(*m), {}})));
+    P2P_TRY(load(w));
+  }
+  // Data for another fork, or an upgrade from a length we no longer have
+  // (another peer upgraded us meanwhile): not wrong, just stale.
+  if (proof.fork != state_.fork) return false;
+  if (proof.upgrade && proof.upgrade->start != state_.length) {
+    P2P_TRY(w.commit());  // keeps a newly stored manifest
+    return false;
+  }
+  if (!proof.upgrade && proof.block && proof.block->index >= state_.length)
+    return error(ErrorCode::verification, "the peer sent block " + std::to_string(proof.block->index) +
+                                              " beyond the signed length without an upgrade");
+  if (proof.block && proof.block->value.size() > kMaxBlockSize)
+    return error(ErrorCode::verification, "the peer sent a block larger than the limit");
+
+  TxnNodes trusted(w, local_id_);
+  auto verified = merkle::verify_proof(proof, roots_, trusted);
+  if (!verified.ok()) return error(ErrorCode::verification, "bad proof: " + verified.status().message());
+  CoreState next = state_;
+  if (verified->upgraded) {
+    const merkle::TreeBatch& tree = verified->tree;
+    Status s = manifest::verify(manifest_, key_, tree.hash(), tree.length(), proof.fork, proof.upgrade->signature);
+    if (!s.ok()) return error(ErrorCode::verification, "bad signature on the upgrade: " + s.message());
+    next = CoreState{tree.length(), tree.byte_length(), proof.fork, proof.upgrade->signature};
+  }
+  bool changed = verified->upgraded;
+  auto put_node = [&](const merkle::Node& n) -> Status {
+    auto key = storage::pair_key(local_id_, n.index);
+    if (w.get(storage::Table::tree, key)) return {};
+    return w.put(storage::Table::tree, key, encode_node(n));
+  };
+  for (const merkle::Node& n : verified->nodes) P2P_TRY(put_node(n));
+  for (const merkle::Node& n : verified->tree.added_nodes()) P2P_TRY(put_node(n));
+  if (proof.block) {
+    auto key = storage::pair_key(local_id_, proof.block->index);
+    if (!w.get(storage::Table::blocks, key)) {
+      P2P_TRY(w.put(storage::Table::blocks, key, proof.block->value));
+      changed = true;
+    }
+  }
+  if (verified->upgraded)
+    P2P_TRY(w.put(storage::Table::cores, key_, encode_header(Header{local_id_, manifest::encode(manifest_), next})));
+  P2P_TRY(w.commit());
+  if (verified->upgraded) {
+    state_ = std::move(next);
+    roots_ = verified->tree.roots();
+  }
+  return changed;
+}
+
+}  // namespace p2p

@@ -1,0 +1,235 @@
+#include "net/connection.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+
+#include <cstring>
+
+namespace p2p::net {
+
+namespace {
+
+constexpr size_t kReadBuffer = 256 * 1024;
+
+struct WriteReq {
+  uv_write_t req;
+  Bytes data;
+  Connection* owner;
+};
+
+}  // namespace
+
+bool run_until(uv_loop_t* loop, const std::function<bool()>& done, uint64_t timeout_ms) {
+  bool timed_out = false;
+  uv_timer_t timer;
+  uv_timer_init(loop, &timer);
+  timer.data = &timed_out;
+  uv_timer_start(&timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; }, timeout_ms, 0);
+  while (!done() && !timed_out) uv_run(loop, UV_RUN_ONCE);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer), nullptr);
+  uv_run(loop, UV_RUN_NOWAIT);  // lets the timer's close finish before it leaves scope
+  return done();
+}
+
+Result<sockaddr_storage> parse_address(const std::string& host_port) {
+  auto colon = host_port.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == host_port.size())
+    return invalid_argument("'" + host_port + "' is not HOST:PORT (for example 127.0.0.1:4977)");
+  std::string host = host_port.substr(0, colon), port_text = host_port.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  char* end = nullptr;
+  long port = std::strtol(port_text.c_str(), &end, 10);
+  if (*end != 0 || port < 0 || port > 65535) return invalid_argument("'" + port_text + "' is not a port number");
+  sockaddr_storage out{};
+  if (uv_ip4_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in*>(&out)) == 0) return out;
+  if (uv_ip6_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in6*>(&out)) == 0) return out;
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res)
+    return invalid_argument("cannot resolve host '" + host + "'");
+  std::memcpy(&out, res->ai_addr, res->ai_addrlen);
+  freeaddrinfo(res);
+  if (out.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&out)->sin_port = htons(static_cast<uint16_t>(port));
+  else reinterpret_cast<sockaddr_in6*>(&out)->sin6_port = htons(static_cast<uint16_t>(port));
+  return out;
+}
+
+std::string format_address(const sockaddr_storage& addr) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (addr.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    uv_ip4_name(a, host, sizeof host);
+    port = ntohs(a->sin_port);
+    return std::string(host) + ":" + std::to_string(port);
+  }
+  auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+  uv_ip6_name(a, host, sizeof host);
+  port = ntohs(a->sin6_port);
+  return "[" + std::string(host) + "]:" + std::to_string(port);
+}
+
+Connection::Connection(uv_loop_t* loop, uv_tcp_t* tcp, bool initiator, const crypto::KeyPair& key_pair)
+    : loop_(loop),
+      tcp_(tcp),
+      timer_(new uv_timer_t),
+      stream_(initiator, key_pair),
+      mux_([this](ByteView frame) {
+        Status s = stream_.send(frame);
+        if (!s.ok()) close(s);
+      }) {
+  tcp_->data = this;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  sockaddr_storage peer{};
+  int len = sizeof peer;
+  if (uv_tcp_getpeername(tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) remote_address_ = format_address(peer);
+  uv_tcp_nodelay(tcp_, 1);
+}
+
+Connection::~Connection() {
+  sessions_.clear();  // sessions reference the mux: they go first
+  close();
+  // The handles outlive us until libuv finishes closing them.
+  tcp_->data = nullptr;
+  timer_->data = nullptr;
+}
+
+Status Connection::start() {
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t* t) {
+        auto* self = static_cast<Connection*>(t->data);
+        if (self && !self->stream_.established()) self->close(error(ErrorCode::io, "handshake timed out"));
+      },
+      kHandshakeTimeoutMs, 0);
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), on_alloc, on_read);
+  if (rc != 0) return io_error(std::string("cannot read from the socket: ") + uv_strerror(rc));
+  reading_ = true;
+  P2P_TRY(stream_.start());
+  flush();
+  return {};
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(h->data);
+  if (!self) {
+    *buf = uv_buf_init(nullptr, 0);
+    return;
+  }
+  self->read_buffer_.resize(kReadBuffer);
+  *buf = uv_buf_init(self->read_buffer_.data(), kReadBuffer);
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(s->data);
+  if (!self || self->closed_) return;
+  if (n < 0) {
+    self->close(n == UV_EOF ? Status{} : io_error(std::string("connection lost: ") + uv_strerror(static_cast<int>(n))));
+    return;
+  }
+  self->bytes_in_ += static_cast<uint64_t>(n);
+  self->received(ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n)));
+}
+
+void Connection::received(ByteView bytes) {
+  Status s = stream_.receive(bytes, [this](ByteView message) { return mux_.receive(message); });
+  if (!s.ok()) {
+    close(s);
+    return;
+  }
+  if (stream_.established() && !was_established_) {
+    was_established_ = true;
+    uv_timer_stop(timer_);
+    if (hooks_.on_established) hooks_.on_established();
+  }
+  flush();
+}
+
+void Connection::flush() {
+  if (closed_ || !stream_.has_output()) return;
+  auto* w = new WriteReq{{}, stream_.take_output(), this};
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
+  pending_write_ += w->data.size();
+  bytes_out_ += w->data.size();
+  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &buf, 1, on_write);
+  if (rc != 0) {
+    pending_write_ -= w->data.size();
+    delete w;
+    close(io_error(std::string("cannot write to the socket: ") + uv_strerror(rc)));
+    return;
+  }
+  if (pending_write_ > kHighWater && reading_) {  // the peer reads slower than it asks
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
+    reading_ = false;
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* w = static_cast<WriteReq*>(req->data);
+  auto* self = static_cast<Connection*>(req->handle->data);
+  if (self) {
+    self->pending_write_ -= w->data.size();
+    if (status != 0 && !self->closed_) self->close(io_error(std::string("write failed: ") + uv_strerror(status)));
+    if (!self->closed_ && !self->reading_ && self->pending_write_ < kHighWater / 4) {
+      uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), on_alloc, on_read);
+      self->reading_ = true;
+    }
+  }
+  delete w;
+}
+
+void Connection::close(const Status& why) {
+  if (closed_) return;
+  closed_ = true;
+  mux_.shutdown();
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  if (hooks_.on_close) hooks_.on_close(why);
+}
+
+Result<std::unique_ptr<Connection>> connect(uv_loop_t* loop, const std::string& address,
+                                            const crypto::KeyPair& key_pair, uint64_t timeout_ms) {
+  auto addr = parse_address(address);
+  if (!addr.ok()) return addr.status();
+  auto* tcp = new uv_tcp_t;
+  uv_tcp_init(loop, tcp);
+  struct State {
+    bool done = false;
+    int status = 0;
+  } state;
+  uv_connect_t req;
+  req.data = &state;
+  int rc = uv_tcp_connect(&req, tcp, reinterpret_cast<const sockaddr*>(&*addr), [](uv_connect_t* r, int status) {
+    auto* st = static_cast<State*>(r->data);
+    st->done = true;
+    st->status = status;
+  });
+  auto fail = [&](const std::string& why) {
+    uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+    if (!state.done) run_until(loop, [&] { return state.done; }, 1000);
+    return error(ErrorCode::io, "cannot connect to " + address + ": " + why);
+  };
+  if (rc != 0) return fail(uv_strerror(rc));
+  if (!run_until(loop, [&] { return state.done; }, timeout_ms)) return fail("timed out");
+  if (state.status != 0) return fail(uv_strerror(state.status));
+  auto conn = std::make_unique<Connection>(loop, tcp, true, key_pair);
+  Status closed_why;
+  bool closed = false;
+  conn->set_hooks({nullptr, [&](const Status& why) {
+                     closed = true;
+                     closed_why = why;
+                   }});
+  P2P_TRY(conn->start());
+  if (!run_until(loop, [&] { return conn->established() || closed; }, timeout_ms) || closed) {
+    conn->close(error(ErrorCode::io, "handshake timed out"));
+    return error(ErrorCode::io, "handshake with " + address + " failed: " +
+                                    (closed_why.ok() ? std::string("the peer closed the connection") : closed_why.message()));
+  }
+  conn->set_hooks({});
+  return conn;
+}
+
+}  // namespace p2p::net

@@ -1,0 +1,141 @@
+#include "net/peer_client.h"
+
+namespace p2p::net {
+
+Result<std::unique_ptr<PeerClient>> PeerClient::connect(const std::string& address, const crypto::KeyPair& key_pair) {
+  std::unique_ptr<PeerClient> client(new PeerClient());
+  client->address_ = address;
+  client->loop_ = std::make_unique<uv_loop_t>();
+  uv_loop_init(client->loop_.get());
+  auto conn = net::connect(client->loop_.get(), address, key_pair, kTimeoutMs);
+  if (!conn.ok()) return conn.status();
+  client->conn_ = std::move(*conn);
+  PeerClient* self = client.get();
+  client->conn_->mux().hold_unmatched_opens(true);
+  client->conn_->set_hooks({nullptr, [self](const Status& why) {
+                              self->closed_ = true;
+                              self->closed_why_ = why;
+                            }});
+  return client;
+}
+
+PeerClient::~PeerClient() {
+  for (auto& c : cores_) c->core().set_fetcher(nullptr);
+  cores_.clear();
+  if (conn_) {
+    conn_->set_hooks({});
+    conn_.reset();  // closes the socket
+  }
+  if (loop_) {
+    uv_run(loop_.get(), UV_RUN_NOWAIT);  // finish the handle closes
+    uv_loop_close(loop_.get());
+  }
+}
+
+Status PeerClient::connection_status() const {
+  if (!closed_) return {};
+  return error(ErrorCode::io, "the peer " + address_ + " closed the connection" +
+                                  (closed_why_.ok() ? std::string() : ": " + closed_why_.message()));
+}
+
+Result<RemoteCore*> PeerClient::attach(Core& core) {
+  P2P_TRY(connection_status());
+  auto session = std::make_unique<CoreSession>(conn_->mux(), core, conn_->handshake(), conn_->initiator());
+  CoreSession* s = session.get();
+  conn_->sessions().push_back(std::move(session));
+  P2P_TRY(s->open());
+  conn_->flush_output();
+  std::unique_ptr<RemoteCore> remote(new RemoteCore(*this, s));
+  P2P_TRY(remote->wait([s] { return s->remote_synced() || s->closed(); }, "the peer's answer"));
+  if (!s->remote_synced())
+    return not_found("the peer " + address_ + " does not have core " + core.label());
+  core.set_fetcher(remote.get());
+  cores_.push_back(std::move(remote));
+  return cores_.back().get();
+}
+
+Status RemoteCore::wait(const std::function<bool()>& done, const std::string& what) {
+  client_.conn_->flush_output();
+  bool ok = run_until(client_.loop_.get(), [&] { return done() || client_.closed_; }, PeerClient::kTimeoutMs);
+  if (done()) return {};
+  P2P_TRY(client_.connection_status());
+  if (!ok) return error(ErrorCode::io, "timed out waiting for " + what + " from " + client_.address_);
+  return {};
+}
+
+Result<uint64_t> RemoteCore::update() {
+  CoreSession* s = session_;
+  P2P_TRY(s->core().refresh());
+  if (s->remote_length() <= s->core().length()) return s->core().length();
+  P2P_TRY(s->request_upgrade());
+  P2P_TRY(wait([s] { return !s->upgrading() || s->closed(); }, "the upgrade"));
+  if (s->closed()) return client_.connection_status().ok() ? io_error("the peer closed the channel") : client_.connection_status();
+  return s->core().length();
+}
+
+Result<Bytes> RemoteCore::fetch(Core& core, uint64_t index) {
+  CoreSession* s = session_;
+  missing_ = UINT64_MAX;
+  bool arrived = false;
+  auto hooks_before = std::function<void(uint64_t)>();
+  CoreSession::Hooks hooks;
+  hooks.on_block = [&](uint64_t i) { arrived |= i == index; };
+  hooks.on_block_missing = [&](uint64_t i) { if (i == index) missing_ = i; };
+  s->set_hooks(hooks);
+  s->want(index);
+  Status pumped = s->pump_requests();
+  Status w = pumped.ok() ? wait([&] { return arrived || missing_ == index || s->closed(); },
+                                "block " + std::to_string(index))
+                         : pumped;
+  s->set_hooks({});
+  P2P_TRY(w);
+  if (!arrived)
+    return not_found("the peer " + client_.address_ + " does not have block " + std::to_string(index) + " of core " +
+                     core.label());
+  // The block is stored now: read it back through a fresh snapshot.
+  core.set_fetcher(nullptr);
+  auto block = core.get(index);
+  core.set_fetcher(this);
+  return block;
+}
+
+Status RemoteCore::download(uint64_t first, uint64_t end,
+                            const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  CoreSession* s = session_;
+  Core& core = s->core();
+  std::vector<uint64_t> todo;
+  {
+    auto reader = core.reader();
+    if (!reader.ok()) return reader.status();
+    end = std::min(end, (*reader)->length());
+    for (uint64_t i = first; i < end; i++)
+      if (!(*reader)->has(i)) todo.push_back(i);
+  }
+  uint64_t total = todo.size(), done = 0, missing = 0;
+  uint64_t first_missing = UINT64_MAX;
+  CoreSession::Hooks hooks;
+  hooks.on_block = [&](uint64_t) {
+    done++;
+    if (progress) progress(done, total);
+  };
+  hooks.on_block_missing = [&](uint64_t i) {
+    missing++;
+    first_missing = std::min(first_missing, i);
+  };
+  s->set_hooks(hooks);
+  for (uint64_t i : todo) s->want(i);
+  Status st = s->pump_requests();
+  while (st.ok() && done + missing < total) {
+    uint64_t before = done + missing;
+    st = wait([&] { return done + missing > before || s->closed(); }, "blocks");
+    if (st.ok() && s->closed()) st = io_error("the peer closed the channel");
+  }
+  s->set_hooks({});
+  P2P_TRY(st);
+  if (missing > 0)
+    return not_found("the peer " + client_.address_ + " lacks " + std::to_string(missing) + " of the blocks (first: " +
+                     std::to_string(first_missing) + ")");
+  return {};
+}
+
+}  // namespace p2p::net

@@ -1,0 +1,64 @@
+// The encrypted, message-framed stream @hyperswarm/secret-stream speaks
+// (spec f.2): u24le-framed Noise XX handshake, one header message each way,
+// then libsodium secretstream messages. Sans I/O: raw bytes go in through
+// receive(), bytes to write collect in output(); the transport moves them.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "base/bytes.h"
+#include "base/result.h"
+#include "net/noise.h"
+
+namespace p2p::net {
+
+// Largest frame body the u24le length allows.
+constexpr size_t kMaxFrame = (1u << 24) - 1;
+
+class SecretStream {
+ public:
+  using MessageHandler = std::function<Status(ByteView plaintext)>;
+
+  SecretStream(bool initiator, const crypto::KeyPair& static_key);
+  ~SecretStream();
+  SecretStream(const SecretStream&) = delete;
+  SecretStream& operator=(const SecretStream&) = delete;
+
+  bool initiator() const { return initiator_; }
+  // True once the handshake finished and both headers were exchanged.
+  bool established() const { return header_received_; }
+  const HandshakeResult& handshake() const { return noise_.result(); }
+
+  // Queues the first handshake message (the initiator speaks first).
+  Status start();
+  // Raw bytes from the peer. Each complete plaintext message goes to
+  // `on_message` (empty keep-alives are dropped). An error means the peer
+  // broke the protocol: the connection must be closed.
+  Status receive(ByteView bytes, const MessageHandler& on_message);
+  // Encrypts one message (queued until the handshake is done). An empty
+  // message is a keep-alive.
+  Status send(ByteView plaintext);
+
+  // Bytes waiting to be written to the socket; the transport takes them.
+  Bytes take_output() { return std::move(output_); }
+  bool has_output() const { return !output_.empty(); }
+
+ private:
+  Status on_frame(ByteView body, const MessageHandler& on_message);
+  void write_frame(ByteView body);
+  Status finish_handshake();
+  Status encrypt(ByteView plaintext);
+
+  struct Sodium;
+  bool initiator_;
+  NoiseXX noise_;
+  std::unique_ptr<Sodium> sodium_;
+  bool header_sent_ = false;
+  bool header_received_ = false;
+  Bytes input_;     // unparsed bytes of a partial frame
+  Bytes output_;    // framed bytes to write
+  std::vector<Bytes> pending_;  // plaintexts sent before the handshake ended
+};
+
+}  // namespace p2p::net

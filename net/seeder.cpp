@@ -1,0 +1,223 @@
+#include "net/seeder.h"
+
+#include <uv.h>
+
+#include <algorithm>
+#include <csignal>
+#include <list>
+#include <map>
+
+#include "core/corestore.h"
+#include "net/connection.h"
+#include "net/session.h"
+
+namespace p2p::net {
+
+namespace {
+
+constexpr int kBacklog = 128;
+// Connections beyond this are refused at once (each costs buffers).
+constexpr size_t kMaxConnections = 1024;
+
+}  // namespace
+
+struct Seeder::Impl {
+  storage::Store& store;
+  crypto::KeyPair key_pair;
+  SeedOptions options;
+  Report report;
+  uv_loop_t loop{};
+  uv_tcp_t server{};
+  uv_timer_t poll{};
+  uv_signal_t sigint{}, sigterm{};
+  std::string address;
+  std::map<Hash32, std::unique_ptr<Core>> cores;  // by discovery key
+  std::list<std::unique_ptr<Connection>> connections;
+  std::vector<Connection*> dead;
+  bool stopping = false;
+
+  Impl(storage::Store& s, const crypto::KeyPair& kp, SeedOptions o, Report r)
+      : store(s), key_pair(kp), options(std::move(o)), report(std::move(r)) {
+    uv_loop_init(&loop);
+  }
+
+  Status load_cores() {
+    std::vector<Key32> keys = options.cores;
+    if (keys.empty()) {
+      auto all = Corestore(store, std::nullopt).list();
+      if (!all.ok()) return all.status();
+      for (const auto& info : *all) keys.push_back(info.key);
+    }
+    for (const Key32& key : keys) {
+      Hash32 dk = crypto::discovery_key(key);
+      if (cores.count(dk)) continue;
+      auto core = Core::open_by_key(store, key);
+      if (!core.ok()) return core.status();
+      cores[dk] = std::move(*core);
+    }
+    return {};
+  }
+
+  Core* find(ByteView discovery_key) {
+    if (discovery_key.size() != 32) return nullptr;
+    Hash32 dk;
+    std::copy(discovery_key.begin(), discovery_key.end(), dk.begin());
+    auto it = cores.find(dk);
+    if (it == cores.end() && options.cores.empty()) {  // serving everything: a core made since start?
+      if (load_cores().ok()) it = cores.find(dk);
+    }
+    return it == cores.end() ? nullptr : it->second.get();
+  }
+
+  SeedEvent event_for(SeedEvent::Kind kind, Connection& c) {
+    SeedEvent e;
+    e.kind = kind;
+    e.address = c.remote_address();
+    if (c.established() || kind == SeedEvent::disconnected) e.remote_key = c.handshake().remote_public_key;
+    e.bytes_in = c.bytes_in();
+    e.bytes_out = c.bytes_out();
+    for (auto& s : c.sessions()) {
+      const auto& st = static_cast<CoreSession&>(*s).stats();
+      e.blocks_sent += st.blocks_sent;
+      e.bytes_sent += st.bytes_sent;
+    }
+    return e;
+  }
+
+  void accept() {
+    auto* tcp = new uv_tcp_t;
+    uv_tcp_init(&loop, tcp);
+    if (uv_accept(reinterpret_cast<uv_stream_t*>(&server), reinterpret_cast<uv_stream_t*>(tcp)) != 0 ||
+        connections.size() >= kMaxConnections || stopping) {
+      uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+      return;
+    }
+    connections.push_back(std::make_unique<Connection>(&loop, tcp, false, key_pair));
+    Connection* c = connections.back().get();
+    bool* established = new bool(false);
+    c->mux().on_pair([this, c](const std::string& protocol, ByteView id) {
+      if (protocol != kHypercoreProtocol && protocol != "hypercore") return;
+      Core* core = find(id);
+      if (!core) return;
+      auto session = std::make_unique<CoreSession>(c->mux(), *core, c->handshake(), c->initiator());
+      CoreSession* s = session.get();
+      c->sessions().push_back(std::move(session));
+      if (Status st = s->open(); !st.ok()) c->close(st);
+    });
+    c->set_hooks({[this, c, established] {
+                    *established = true;
+                    const Key32& remote = c->handshake().remote_public_key;
+                    if (!options.allow.empty() &&
+                        std::find(options.allow.begin(), options.allow.end(), remote) == options.allow.end()) {
+                      SeedEvent e = event_for(SeedEvent::refused, *c);
+                      e.reason = "its key is not in the --allow list";
+                      report(e);
+                      c->close(error(ErrorCode::permission, e.reason));
+                      return;
+                    }
+                    report(event_for(SeedEvent::connected, *c));
+                  },
+                  [this, c, established](const Status& why) {
+                    bool was = *established;
+                    delete established;
+                    dead.push_back(c);
+                    if (!was && why.ok()) return;  // a port probe: not worth a line
+                    SeedEvent e = event_for(SeedEvent::disconnected, *c);
+                    if (!why.ok()) e.reason = why.message();
+                    report(e);
+                  }});
+    if (Status s = c->start(); !s.ok()) c->close(s);
+  }
+
+  // Other processes may have appended: tell the peers of cores that grew.
+  void tick() {
+    for (Connection* d : dead)
+      connections.remove_if([d](const std::unique_ptr<Connection>& c) { return c.get() == d; });
+    dead.clear();
+    std::map<Core*, bool> grew;
+    for (auto& [dk, core] : cores) {
+      uint64_t before = core->length();
+      if (core->refresh().ok() && core->length() != before) grew[core.get()] = true;
+    }
+    if (grew.empty()) return;
+    for (auto& c : connections) {
+      if (c->closed()) continue;
+      for (auto& h : c->sessions()) {
+        auto& s = static_cast<CoreSession&>(*h);
+        if (!grew.count(&s.core())) continue;
+        if (Status st = s.notify_length(); !st.ok()) c->close(st);
+      }
+      c->flush_output();
+    }
+  }
+};
+
+Seeder::Seeder(storage::Store& store, const crypto::KeyPair& key_pair, SeedOptions options, Report report)
+    : impl_(std::make_unique<Impl>(store, key_pair, std::move(options), std::move(report))) {}
+
+Seeder::~Seeder() {
+  Impl& m = *impl_;
+  m.connections.clear();
+  auto close_if = [](uv_handle_t* h) {
+    if (h->loop && !uv_is_closing(h)) uv_close(h, nullptr);
+  };
+  close_if(reinterpret_cast<uv_handle_t*>(&m.server));
+  close_if(reinterpret_cast<uv_handle_t*>(&m.poll));
+  close_if(reinterpret_cast<uv_handle_t*>(&m.sigint));
+  close_if(reinterpret_cast<uv_handle_t*>(&m.sigterm));
+  uv_run(&m.loop, UV_RUN_NOWAIT);
+  uv_loop_close(&m.loop);
+}
+
+const std::string& Seeder::address() const { return impl_->address; }
+
+Status Seeder::listen() {
+  Impl& m = *impl_;
+  P2P_TRY(m.load_cores());
+  auto addr = parse_address(m.options.listen);
+  if (!addr.ok()) return addr.status();
+  uv_tcp_init(&m.loop, &m.server);
+  m.server.data = &m;
+  int rc = uv_tcp_bind(&m.server, reinterpret_cast<const sockaddr*>(&*addr), 0);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&m.server), kBacklog, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<Impl*>(s->data)->accept();
+    });
+  if (rc != 0)
+    return error(ErrorCode::io, "cannot listen on " + m.options.listen + ": " + uv_strerror(rc) +
+                                    (rc == UV_EADDRINUSE ? " (choose another port, or :0 for any free one)" : ""));
+  sockaddr_storage bound{};
+  int len = sizeof bound;
+  uv_tcp_getsockname(&m.server, reinterpret_cast<sockaddr*>(&bound), &len);
+  m.address = format_address(bound);
+  SeedEvent e;
+  e.kind = SeedEvent::listening;
+  e.address = m.address;
+  m.report(e);
+  return {};
+}
+
+void Seeder::stop() {
+  impl_->stopping = true;
+  uv_stop(&impl_->loop);
+}
+
+Status Seeder::run() {
+  Impl& m = *impl_;
+  uv_timer_init(&m.loop, &m.poll);
+  m.poll.data = &m;
+  uv_timer_start(&m.poll, [](uv_timer_t* t) { static_cast<Impl*>(t->data)->tick(); }, m.options.poll_ms,
+                 m.options.poll_ms);
+  uv_signal_init(&m.loop, &m.sigint);
+  uv_signal_init(&m.loop, &m.sigterm);
+  m.sigint.data = m.sigterm.data = this;
+  auto on_signal = [](uv_signal_t* s, int) { static_cast<Seeder*>(s->data)->stop(); };
+  uv_signal_start(&m.sigint, on_signal, SIGINT);
+  uv_signal_start(&m.sigterm, on_signal, SIGTERM);
+  while (!m.stopping) uv_run(&m.loop, UV_RUN_DEFAULT);
+  for (auto& c : m.connections) c->close();
+  uv_run(&m.loop, UV_RUN_NOWAIT);
+  return {};
+}
+
+}  // namespace p2p::net

@@ -1,0 +1,353 @@
+#include "net/session.h"
+
+#include "core/crypto.h"
+
+namespace p2p::net {
+
+namespace {
+
+constexpr uint64_t kNotAvailable = 1;
+constexpr uint64_t kInvalidRequest = 2;
+// A peer that keeps asking for nonsense is not worth serving.
+constexpr uint64_t kMaxInvalidRequests = 64;
+// Bounds what a peer can make us remember about its blocks.
+constexpr size_t kMaxRemoteRanges = 1 << 16;
+// Largest window a `want` is answered for (one bitfield segment).
+constexpr uint64_t kMaxWantSpan = 1u << 21;
+
+}  // namespace
+
+Hash32 replication_capability(bool initiator, const Key32& core_key, const std::array<uint8_t, 64>& handshake_hash) {
+  const auto& ns = crypto::hypercore_ns();
+  return crypto::hash({initiator ? ns.replicate_initiator : ns.replicate_responder, core_key}, handshake_hash);
+}
+
+CoreSession::CoreSession(Mux& mux, Core& core, const HandshakeResult& handshake, bool initiator)
+    : mux_(mux), core_(core), handshake_(handshake), initiator_(initiator) {}
+
+CoreSession::~CoreSession() { close(); }
+
+Status CoreSession::open() {
+  wire::Handshake hs{true, replication_capability(initiator_, core_.key(), handshake_.hash)};
+  auto id = mux_.open(std::string(kHypercoreProtocol), core_.discovery_key(), wire::encode(hs), this);
+  if (!id.ok()) return id.status();
+  if (channel_ == 0) channel_ = *id;
+  return {};
+}
+
+void CoreSession::close() {
+  if (closed_ || channel_ == 0) return;
+  closed_ = true;
+  mux_.close(channel_);
+}
+
+void CoreSession::on_close() {
+  closed_ = true;
+  if (hooks_.on_close) hooks_.on_close();
+}
+
+Status CoreSession::on_open(uint64_t channel, ByteView remote_handshake) {
+  channel_ = channel;
+  auto hs = wire::decode_handshake(remote_handshake);
+  if (!hs.ok()) return hs.status();
+  if (hs->capability != replication_capability(!initiator_, core_.key(), handshake_.hash))
+    return error(ErrorCode::verification, "the peer's capability for core " + core_.label() + " is wrong");
+  opened_ = true;
+  P2P_TRY(core_.refresh());
+  mux_.cork();
+  Status s = send_sync();
+  if (s.ok() && core_.has_manifest()) {
+    auto contiguous = core_.writable() ? Result<uint64_t>(core_.length()) : core_.contiguous_length();
+    if (!contiguous.ok()) s = contiguous.status();
+    else if (*contiguous > 0)
+      mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, 0, *contiguous}));
+  }
+  mux_.uncork();
+  return s;
+}
+
+Status CoreSession::send_sync() {
+  wire::Sync s;
+  s.has_manifest = core_.has_manifest();
+  s.fork = core_.fork();
+  s.length = core_.length();
+  s.remote_length = remote_.length;
+  advertised_length_ = s.length;
+  mux_.send(channel_, wire::kSync, wire::encode(s));
+  return {};
+}
+
+Status CoreSession::notify_length() {
+  if (!opened_ || closed_) return {};
+  uint64_t before = advertised_length_;
+  P2P_TRY(core_.refresh());
+  if (core_.length() == before) return {};
+  mux_.cork();
+  send_sync();
+  if (core_.writable() && core_.length() > before)
+    mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, before, core_.length() - before}));
+  mux_.uncork();
+  return {};
+}
+
+Status CoreSession::on_message(uint64_t type, ByteView payload) {
+  switch (type) {
+    case wire::kSync: {
+      auto m = wire::decode_sync(payload);
+      if (!m.ok()) return m.status();
+      return on_sync(*m);
+    }
+    case wire::kRequest: {
+      auto m = wire::decode_request(payload);
+      if (!m.ok()) return m.status();
+      return on_request(*m);
+    }
+    case wire::kCancel: {
+      auto m = wire::decode_cancel(payload);
+      return m.ok() ? Status{} : m.status();  // requests are answered at once: nothing to cancel
+    }
+    case wire::kData: {
+      auto m = wire::decode_data(payload);
+      if (!m.ok()) return m.status();
+      return on_data(std::move(*m));
+    }
+    case wire::kNoData: {
+      auto m = wire::decode_no_data(payload);
+      if (!m.ok()) return m.status();
+      return on_no_data(*m);
+    }
+    case wire::kWant: {
+      auto m = wire::decode_want(payload);
+      if (!m.ok()) return m.status();
+      return on_want(*m);
+    }
+    case wire::kUnwant: {
+      auto m = wire::decode_want(payload);
+      return m.ok() ? Status{} : m.status();
+    }
+    case wire::kBitfield: {
+      auto m = wire::decode_bitfield(payload);
+      if (!m.ok()) return m.status();
+      // Record runs of set bits as ranges.
+      uint64_t run_start = 0, run = 0;
+      for (size_t j = 0; j < m->words.size(); j++)
+        for (int b = 0; b < 32; b++) {
+          uint64_t index = m->start + 32 * j + b;
+          if (m->words[j] >> b & 1) {
+            if (run == 0) run_start = index;
+            run++;
+          } else if (run > 0) {
+            add_remote_range(run_start, run, false);
+            run = 0;
+          }
+        }
+      if (run > 0) add_remote_range(run_start, run, false);
+      return {};
+    }
+    case wire::kRange: {
+      auto m = wire::decode_range(payload);
+      if (!m.ok()) return m.status();
+      add_remote_range(m->start, m->length, m->drop);
+      return {};
+    }
+    case wire::kExtension: {
+      auto m = wire::decode_extension(payload);
+      return m.ok() ? Status{} : m.status();  // no extensions registered: ignored
+    }
+    default:
+      return {};  // newer message types are ignored, as the reference does
+  }
+}
+
+Status CoreSession::on_sync(const wire::Sync& m) {
+  bool first = !remote_synced_;
+  remote_ = m;
+  remote_synced_ = true;
+  P2P_TRY(core_.refresh());
+  if (first || advertised_length_ != core_.length()) send_sync();
+  if (hooks_.on_remote_sync) hooks_.on_remote_sync();
+  return pump();
+}
+
+Status CoreSession::on_request(const wire::Request& m) {
+  auto refuse = [&](uint64_t reason) {
+    mux_.send(channel_, wire::kNoData, wire::encode(wire::NoData{m.id, reason}));
+    if (reason == kInvalidRequest && ++invalid_requests_ > kMaxInvalidRequests)
+      return error(ErrorCode::verification, "the peer sent too many invalid requests");
+    return Status{};
+  };
+  if (!core_.has_manifest()) return refuse(kNotAvailable);
+  auto reader = core_.reader();
+  if (!reader.ok()) return reader.status();
+  bool unavailable = m.seek_bytes || m.fork != core_.fork() || (m.block && !(*reader)->has(m.block->index)) ||
+                     (m.upgrade && m.upgrade->start + m.upgrade->length > (*reader)->length());
+  if (unavailable || (!m.block && !m.hash && !m.upgrade)) {
+    if (!m.manifest) return refuse(kNotAvailable);
+    wire::Data only_manifest;  // what the reference answers: the manifest alone
+    only_manifest.request = m.id;
+    only_manifest.proof.fork = core_.fork();
+    only_manifest.manifest = manifest::encode(core_.manifest());
+    mux_.send(channel_, wire::kData, wire::encode(only_manifest));
+    return {};
+  }
+  merkle::ProofRequest pr{m.block, m.hash, m.upgrade};
+  auto proof = (*reader)->proof(pr);
+  if (!proof.ok()) return refuse(proof.status().code() == ErrorCode::not_found ? kNotAvailable : kInvalidRequest);
+  wire::Data data;
+  data.request = m.id;
+  data.proof = std::move(*proof);
+  if (m.manifest) data.manifest = manifest::encode(core_.manifest());
+  if (data.proof.block) {
+    stats_.blocks_sent++;
+    stats_.bytes_sent += data.proof.block->value.size();
+  }
+  mux_.send(channel_, wire::kData, wire::encode(data));
+  return {};
+}
+
+Status CoreSession::on_data(wire::Data m) {
+  auto it = requests_.find(m.request);
+  if (it == requests_.end()) return {};  // unrequested or cancelled: ignored
+  Pending p = it->second;
+  requests_.erase(it);
+  if (p.upgrade) upgrade_request_ = 0;
+  if (m.seek_bytes) return error(ErrorCode::verification, "the peer sent a seek proof we did not ask for");
+  auto applied = core_.apply(m.proof, m.manifest);
+  if (!applied.ok()) {
+    Status s = applied.status();
+    return error(s.code(), "core " + core_.label() + ": " + s.message());
+  }
+  if (m.proof.block) {
+    uint64_t index = m.proof.block->index;
+    if (!p.upgrade && index != p.index)
+      return error(ErrorCode::verification, "the peer answered a request for block " + std::to_string(p.index) +
+                                                " with block " + std::to_string(index));
+    stats_.blocks_received++;
+    stats_.bytes_received += m.proof.block->value.size();
+    queued_or_inflight_.erase(index);
+    if (hooks_.on_block) hooks_.on_block(index);
+  } else if (!p.upgrade) {
+    return error(ErrorCode::verification, "the peer answered a block request without the block");
+  }
+  if (p.upgrade && hooks_.on_upgrade) hooks_.on_upgrade();
+  return pump();
+}
+
+Status CoreSession::on_no_data(const wire::NoData& m) {
+  auto it = requests_.find(m.request);
+  if (it == requests_.end()) return {};
+  Pending p = it->second;
+  requests_.erase(it);
+  if (p.upgrade) {
+    upgrade_request_ = 0;
+    if (hooks_.on_upgrade) hooks_.on_upgrade();
+  } else {
+    queued_or_inflight_.erase(p.index);
+    if (hooks_.on_block_missing) hooks_.on_block_missing(p.index);
+  }
+  return pump();
+}
+
+Status CoreSession::on_want(const wire::Want& m) {
+  if (!core_.has_manifest()) return {};
+  auto reader = core_.reader();
+  if (!reader.ok()) return reader.status();
+  uint64_t length = (*reader)->length();
+  uint64_t start = m.start / 32 * 32;
+  uint64_t end = std::min({m.start + std::min(m.length, kMaxWantSpan), length, start + kMaxWantSpan});
+  if (start >= end) return {};
+  if (core_.writable()) {  // a writer holds every block: one range says it
+    mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, 0, length}));
+    return {};
+  }
+  wire::Bitfield bf{start, std::vector<uint32_t>((end - start + 31) / 32, 0)};
+  for (uint64_t i = start; i < end; i++)
+    if ((*reader)->has(i)) bf.words[(i - start) / 32] |= 1u << ((i - start) % 32);
+  mux_.send(channel_, wire::kBitfield, wire::encode(bf));
+  return {};
+}
+
+void CoreSession::add_remote_range(uint64_t start, uint64_t length, bool drop) {
+  if (length == 0 || start + length < start) return;
+  uint64_t end = start + length;
+  // Cut [start, end) out of the map, then re-insert it merged unless dropping.
+  auto it = remote_ranges_.upper_bound(start);
+  if (it != remote_ranges_.begin()) --it;
+  while (it != remote_ranges_.end() && it->first <= end) {
+    uint64_t s = it->first, e = it->second;
+    if (e < start) {
+      ++it;
+      continue;
+    }
+    it = remote_ranges_.erase(it);
+    if (drop) {
+      if (s < start) remote_ranges_[s] = start;
+      if (e > end) remote_ranges_[end] = e;
+    } else {
+      start = std::min(start, s);
+      end = std::max(end, e);
+    }
+  }
+  if (!drop && remote_ranges_.size() < kMaxRemoteRanges) remote_ranges_[start] = end;
+}
+
+bool CoreSession::remote_has(uint64_t index) const {
+  auto it = remote_ranges_.upper_bound(index);
+  if (it == remote_ranges_.begin()) return false;
+  --it;
+  return index < it->second;
+}
+
+Status CoreSession::request_upgrade() {
+  if (!opened_ || closed_ || upgrade_request_ != 0) return {};
+  P2P_TRY(core_.refresh());
+  if (remote_.length <= core_.length()) return {};
+  wire::Request r;
+  r.id = next_request_++;
+  r.fork = remote_.fork;
+  r.upgrade = merkle::UpgradeRequest{core_.length(), remote_.length - core_.length()};
+  r.manifest = !core_.has_manifest();
+  requests_[r.id] = Pending{true, 0};
+  upgrade_request_ = r.id;
+  mux_.send(channel_, wire::kRequest, wire::encode(r));
+  return {};
+}
+
+void CoreSession::want(uint64_t index) {
+  if (queued_or_inflight_.insert(index).second) queue_.push_back(index);
+}
+
+Status CoreSession::pump() {
+  if (!opened_ || closed_ || !remote_synced_) return {};
+  mux_.cork();
+  Status s;
+  while (s.ok() && !queue_.empty() && requests_.size() < kWindow) {
+    uint64_t index = queue_.front();
+    if (index >= core_.length()) {
+      if (remote_.length > index) {  // known to exist: learn the length first
+        s = request_upgrade();
+        break;
+      }
+      queue_.pop_front();
+      queued_or_inflight_.erase(index);
+      if (hooks_.on_block_missing) hooks_.on_block_missing(index);
+      continue;
+    }
+    queue_.pop_front();
+    auto nodes = core_.missing_nodes(index);
+    if (!nodes.ok()) {
+      s = nodes.status();
+      break;
+    }
+    wire::Request r;
+    r.id = next_request_++;
+    r.fork = core_.fork();
+    r.block = merkle::IndexRequest{index, *nodes};
+    requests_[r.id] = Pending{false, index};
+    mux_.send(channel_, wire::kRequest, wire::encode(r));
+  }
+  mux_.uncork();
+  return s;
+}
+
+}  // namespace p2p::net

@@ -1,0 +1,110 @@
+// One core replicated over one connection: a protomux "hypercore/alpha"
+// channel speaking the Hypercore protocol (spec h). It serves what the local
+// core holds and downloads what its owner asks for, verifying every proof
+// before it is stored (Core::apply). See docs/replication.md.
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <set>
+
+#include "core/log.h"
+#include "net/noise.h"
+#include "net/protomux.h"
+#include "net/wire.h"
+
+namespace p2p::net {
+
+constexpr std::string_view kHypercoreProtocol = "hypercore/alpha";
+
+// The capability that proves knowledge of the core key (spec h.1).
+Hash32 replication_capability(bool initiator, const Key32& core_key, const std::array<uint8_t, 64>& handshake_hash);
+
+struct SessionStats {
+  uint64_t blocks_sent = 0, bytes_sent = 0;
+  uint64_t blocks_received = 0, bytes_received = 0;
+};
+
+class CoreSession : public ChannelHandler {
+ public:
+  struct Hooks {
+    std::function<void()> on_remote_sync;              // the peer told us its length
+    std::function<void(uint64_t index)> on_block;      // a block arrived, verified and stored
+    std::function<void(uint64_t index)> on_block_missing;  // the peer does not have it
+    std::function<void()> on_upgrade;                  // our length moved to the peer's
+    std::function<void()> on_close;
+  };
+
+  // Requests in flight per peer; enough to keep a loopback link busy.
+  static constexpr size_t kWindow = 256;
+
+  CoreSession(Mux& mux, Core& core, const HandshakeResult& handshake, bool initiator);
+  ~CoreSession() override;
+  // Sends our open; the session starts when the peer opens too.
+  Status open();
+  void close();
+  void set_hooks(Hooks hooks) { hooks_ = std::move(hooks); }
+
+  Core& core() { return core_; }
+  bool opened() const { return opened_; }
+  bool closed() const { return closed_; }
+  bool remote_synced() const { return remote_synced_; }
+  uint64_t remote_length() const { return remote_.length; }
+  bool remote_has(uint64_t index) const;
+  const SessionStats& stats() const { return stats_; }
+
+  // ---- downloading ----
+  // Asks for an upgrade to the peer's length (no-op when not behind).
+  Status request_upgrade();
+  bool upgrading() const { return upgrade_request_ != 0; }
+  // Queues blocks to fetch; they are requested as the window allows.
+  void want(uint64_t index);
+  // Sends queued requests as the window allows (also after every reply).
+  Status pump_requests() { return pump(); }
+  size_t inflight() const { return requests_.size(); }
+  size_t queued() const { return queue_.size(); }
+
+  // ---- serving ----
+  // Our core grew (appended here or by another process): tell the peer.
+  Status notify_length();
+
+  // ChannelHandler
+  Status on_open(uint64_t channel, ByteView remote_handshake) override;
+  Status on_message(uint64_t type, ByteView payload) override;
+  void on_close() override;
+
+ private:
+  struct Pending {
+    bool upgrade = false;
+    uint64_t index = 0;
+  };
+  Status send_sync();
+  Status on_sync(const wire::Sync& m);
+  Status on_request(const wire::Request& m);
+  Status on_data(wire::Data m);
+  Status on_no_data(const wire::NoData& m);
+  Status on_want(const wire::Want& m);
+  void add_remote_range(uint64_t start, uint64_t length, bool drop);
+  Status pump();
+
+  Mux& mux_;
+  Core& core_;
+  HandshakeResult handshake_;
+  bool initiator_;
+  uint64_t channel_ = 0;
+  bool opened_ = false, closed_ = false, remote_synced_ = false;
+  wire::Sync remote_;
+  uint64_t advertised_length_ = 0;  // the length our last sync told
+  std::map<uint64_t, uint64_t> remote_ranges_;  // start -> end of blocks the peer has
+  std::map<uint64_t, Pending> requests_;        // by request id
+  uint64_t next_request_ = 1;
+  uint64_t upgrade_request_ = 0;
+  std::deque<uint64_t> queue_;
+  std::set<uint64_t> queued_or_inflight_;
+  uint64_t invalid_requests_ = 0;
+  SessionStats stats_;
+  Hooks hooks_;
+};
+
+}  // namespace p2p::net
