@@ -139,6 +139,13 @@ Result<std::unique_ptr<Drive>> Drive::open_by_key(storage::Store& store, const K
   return std::unique_ptr<Drive>(new Drive(store, std::move(*db), std::move(*blobs)));
 }
 
+Result<std::unique_ptr<Drive>> Drive::from_cores(storage::Store& store, std::unique_ptr<Core> db,
+                                                std::unique_ptr<Core> blobs) {
+  if (blobs->key() != manifest::hash(blobs_manifest(db->manifest(), db->key())))
+    return invalid_argument("core " + blobs->label() + " is not the blobs core of drive " + db->label());
+  return std::unique_ptr<Drive>(new Drive(store, std::move(db), std::move(blobs)));
+}
+
 Status Drive::put(std::string_view name, const ByteSource& source, bool executable, std::string_view metadata) {
   auto path = normalize_drive_path(name);
   if (!path.ok()) return path.status();

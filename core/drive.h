@@ -58,6 +58,9 @@ class Drive {
   static Result<std::unique_ptr<Drive>> open_writable(Corestore& corestore, const Hash32& ns);
   // A drive held in this store, by its db key; read-only.
   static Result<std::unique_ptr<Drive>> open_by_key(storage::Store& store, const Key32& db_key);
+  // A drive over cores opened elsewhere (replicas fed by a peer).
+  static Result<std::unique_ptr<Drive>> from_cores(storage::Store& store, std::unique_ptr<Core> db,
+                                                   std::unique_ptr<Core> blobs);
 
   Core& db() { return *db_; }
   Core& blobs() { return *blobs_; }

@@ -1,5 +1,7 @@
 #include "core/home.h"
 
+#include "core/drive.h"
+
 #include <cstdlib>
 
 #include "core/identity.h"
@@ -71,6 +73,32 @@ Result<std::unique_ptr<Core>> Home::open_core(std::string_view name_or_key) {
     return reader().open_key(*key);
   }
   return reader().open_name(name_or_key);
+}
+
+Result<std::vector<Key32>> Home::cores_to_share(std::string_view name_or_key) {
+  std::vector<Key32> out;
+  auto with_blobs = [&](const Core& core) {
+    out.push_back(core.key());
+    Key32 blobs = manifest::hash(Drive::blobs_manifest(core.manifest(), core.key()));
+    if (Core::open_by_key(store(), blobs).ok()) out.push_back(blobs);
+  };
+  if (keys::looks_like_key(name_or_key)) {
+    auto core = open_core(name_or_key);
+    if (!core.ok()) return core.status();
+    with_blobs(**core);
+    return out;
+  }
+  std::string name(name_or_key);
+  for (auto [core_name, ns] : {std::pair{name, kDefaultNamespace}, std::pair{kv_core_name(name), kDefaultNamespace},
+                               std::pair{std::string("db"), drive_namespace(name)}}) {
+    auto core = reader().open_name(core_name, ns);
+    if (core.ok()) {
+      with_blobs(**core);
+      return out;
+    }
+    if (!core.status().is_not_found()) return core.status();
+  }
+  return not_found("nothing named '" + name + "' here: no core, kv store (--db) or drive (--drive) by that name");
 }
 
 }  // namespace p2p

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/corestore.h"
 #include "storage/store.h"
@@ -45,6 +46,11 @@ class Home {
 
   // "NAME|KEY": a key in any accepted form opens by key, anything else by name.
   Result<std::unique_ptr<Core>> open_core(std::string_view name_or_key);
+
+  // The cores to share for "NAME|KEY": a core name, else a kv store (--db
+  // NAME), else a drive (--drive NAME, db and blobs); a key, with its blobs
+  // core when it is a drive's. not_found when nothing matches.
+  Result<std::vector<Key32>> cores_to_share(std::string_view name_or_key);
 
  private:
   explicit Home(HomeOptions options) : options_(std::move(options)) {}

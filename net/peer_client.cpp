@@ -20,8 +20,7 @@ Result<std::unique_ptr<PeerClient>> PeerClient::connect(const std::string& addre
 }
 
 PeerClient::~PeerClient() {
-  for (auto& c : cores_) c->core().set_fetcher(nullptr);
-  cores_.clear();
+  cores_.clear();  // (the cores themselves belong to the caller and are gone by now)
   if (conn_) {
     conn_->set_hooks({});
     conn_.reset();  // closes the socket
@@ -30,6 +29,18 @@ PeerClient::~PeerClient() {
     uv_run(loop_.get(), UV_RUN_NOWAIT);  // finish the handle closes
     uv_loop_close(loop_.get());
   }
+}
+
+uint64_t PeerClient::blocks_fetched() const {
+  uint64_t n = 0;
+  for (const auto& c : cores_) n += c->blocks_fetched();
+  return n;
+}
+
+uint64_t PeerClient::bytes_fetched() const {
+  uint64_t n = 0;
+  for (const auto& c : cores_) n += c->bytes_fetched();
+  return n;
 }
 
 Status PeerClient::connection_status() const {

@@ -12,11 +12,11 @@
 #include "core/log.h"
 #include "net/noise.h"
 #include "net/protomux.h"
+#include "net/version.h"
 #include "net/wire.h"
 
 namespace p2p::net {
 
-constexpr std::string_view kHypercoreProtocol = "hypercore/alpha";
 
 // The capability that proves knowledge of the core key (spec h.1).
 Hash32 replication_capability(bool initiator, const Key32& core_key, const std::array<uint8_t, 64>& handshake_hash);

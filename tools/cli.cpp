@@ -1,5 +1,9 @@
 #include "tools/cli.h"
 
+#include "core/identity.h"
+#include "core/keys.h"
+#include "net/remote.h"
+
 #include <unistd.h>
 
 #include <chrono>
@@ -92,7 +96,7 @@ void Context::note_identity_created() {
 
 bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
 
-static int64_t now_ms() {
+int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
@@ -143,6 +147,44 @@ void put_value(nlohmann::json& out, const std::string& field, ByteView value) {
     out[field] = to_base64(value);
     out["encoding"] = "base64";
   }
+}
+
+}  // namespace p2p::cli
+
+namespace p2p::cli {
+
+void add_remote_options(CLI::App* cmd, RemoteOptions& r) {
+  cmd->add_option("--peer", r.peer, "Fetch what is missing from this peer (HOST:PORT, e.g. one running 'p2p seed')");
+  cmd->add_option("--from", r.from, std::string("Read this core, bee or drive from the network: ") + keys::accepted_forms());
+  cmd->add_flag("-v,--verbose", r.verbose, "Report the blocks fetched from the peer and the time taken");
+}
+
+Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r) {
+  if (r.peer.empty())
+    return invalid_argument("--from needs --peer HOST:PORT: finding peers by key (the DHT) is not available yet");
+  auto home = ctx.home();
+  if (!home.ok()) return home.status();
+  std::optional<Key32> primary;
+  auto pass = ctx.passphrase();
+  if (!pass.ok()) return pass.status();
+  if (auto k = identity::load((*home)->path(), *pass); k.ok()) primary = *k;
+  return net::PeerClient::connect(r.peer, net::connection_key_pair(primary));
+}
+
+Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
+  const std::string& text = r.from.empty() ? target : r.from;
+  if (!r.from.empty() && !target.empty() && target != r.from)
+    return invalid_argument("give the core either as an argument or with --from, not both");
+  if (text.empty()) return invalid_argument("which core? give its key or --from LINK");
+  auto key = keys::parse(text);
+  if (!key) return invalid_argument("'" + text + "' is not a key; reading from a peer needs " + keys::accepted_forms());
+  return *key;
+}
+
+void report_fetched(Context& ctx, const RemoteOptions& r, const net::PeerClient& client, int64_t started_ms) {
+  if (!r.verbose || ctx.quiet) return;
+  std::cerr << "fetched " << client.blocks_fetched() << " blocks (" << client.bytes_fetched() << " bytes) from "
+            << client.address() << " in " << (now_ms() - started_ms) << " ms\n";
 }
 
 }  // namespace p2p::cli

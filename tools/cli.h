@@ -12,6 +12,7 @@
 
 #include "base/result.h"
 #include "core/home.h"
+#include "net/peer_client.h"
 
 namespace p2p::cli {
 
@@ -65,6 +66,23 @@ Result<Bytes> read_stdin(size_t limit);
 // Value as text when it is valid UTF-8, else base64 with "encoding":"base64".
 void put_value(nlohmann::json& out, const std::string& field, ByteView value);
 
+// --peer HOST:PORT and --from LINK: read from a peer instead of (and into)
+// the local store.
+struct RemoteOptions {
+  std::string peer;
+  std::string from;
+  bool verbose = false;  // --verbose: report what was fetched
+  bool active() const { return !peer.empty() || !from.empty(); }
+};
+void add_remote_options(CLI::App* cmd, RemoteOptions& r);
+// Connects to --peer with this home's Noise key (a fresh one when it has no identity).
+Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r);
+// The key of --from, or of `target` when it is a key.
+Result<Key32> remote_key(const RemoteOptions& r, const std::string& target);
+// With --verbose: "fetched N blocks (B bytes) from PEER in T ms" on stderr.
+void report_fetched(Context& ctx, const RemoteOptions& r, const net::PeerClient& client, int64_t started_ms);
+int64_t now_ms();
+
 // Registers the commands of each group.
 void add_id_commands(CLI::App& app, Context& ctx);
 void add_core_commands(CLI::App& app, Context& ctx);
@@ -72,5 +90,6 @@ void add_kv_commands(CLI::App& app, Context& ctx);
 void add_drive_commands(CLI::App& app, Context& ctx);
 void add_app_commands(CLI::App& app, Context& ctx);
 void add_completion_command(CLI::App& app, Context& ctx);
+void add_seed_command(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "core/keys.h"
+#include "net/remote.h"
 #include "tools/cli.h"
 
 namespace p2p::cli {
@@ -138,10 +139,40 @@ Result<std::unique_ptr<Core>> open_existing(Context& ctx, const std::string& nam
   return core;
 }
 
-int get(Context& ctx, const std::string& target, uint64_t index) {
-  auto core = open_existing(ctx, target);
-  if (!core.ok()) return ctx.fail(core.status());
-  auto block = (*core)->get(index);
+// The core to read: from the local store, or a replica fed by --peer.
+struct Source {
+  std::unique_ptr<net::PeerClient> client;  // declared first: outlives the core
+  std::unique_ptr<Core> core;
+};
+
+Result<Source> open_source(Context& ctx, const std::string& target, const RemoteOptions& r) {
+  Source src;
+  if (!r.active()) {
+    auto core = open_existing(ctx, target);
+    if (!core.ok()) return core.status();
+    src.core = std::move(*core);
+    return src;
+  }
+  auto key = remote_key(r, target);
+  if (!key.ok()) return key.status();
+  auto client = connect_peer(ctx, r);
+  if (!client.ok()) return client.status();
+  src.client = std::move(*client);
+  auto home = ctx.home();
+  if (!home.ok()) return home.status();
+  auto core = net::open_remote_core(*src.client, (*home)->store(), *key);
+  if (!core.ok()) return core.status();
+  src.core = std::move(*core);
+  return src;
+}
+
+int get(Context& ctx, const std::string& target, uint64_t index, const RemoteOptions& r) {
+  int64_t started = now_ms();
+  auto src = open_source(ctx, target, r);
+  if (!src.ok()) return ctx.fail(src.status());
+  auto& core = src->core;
+  auto block = core->get(index);
+  if (src->client) report_fetched(ctx, r, *src->client, started);
   if (!block.ok()) return ctx.fail(block.status());
   if (ctx.json) {
     nlohmann::json d = {{"index", index}};
@@ -155,10 +186,11 @@ int get(Context& ctx, const std::string& target, uint64_t index) {
   return std::cout ? kOk : kFailure;
 }
 
-int info(Context& ctx, const std::string& target) {
-  auto core = open_existing(ctx, target);
-  if (!core.ok()) return ctx.fail(core.status());
-  std::string name = keys::looks_like_key(target) ? "" : target;
+int info(Context& ctx, const std::string& target, const RemoteOptions& r) {
+  auto src = open_source(ctx, target, r);
+  if (!src.ok()) return ctx.fail(src.status());
+  auto* core = &src->core;
+  std::string name = keys::looks_like_key(target) || r.active() ? "" : target;
   nlohmann::json d = describe(**core, name);
   if (ctx.json) {
     ctx.emit(d);
@@ -229,19 +261,44 @@ void add_core_commands(CLI::App& app, Context& ctx) {
   append_cmd->callback([&ctx, a] { ctx.run = [&ctx, a] { return append(ctx, a->name, a->data, a->lines); }; });
 
   struct GetArgs {
-    std::string target;
-    uint64_t index = 0;
+    std::vector<std::string> args;  // CORE INDEX, or INDEX alone with --from
+    RemoteOptions remote;
   };
   auto g = std::make_shared<GetArgs>();
   auto* get_cmd = core->add_subcommand("get", "Print block INDEX of a core (raw bytes)");
-  get_cmd->add_option("CORE", g->target, target_help)->required();
-  get_cmd->add_option("INDEX", g->index, "Block index, from 0")->required()->check(CLI::NonNegativeNumber);
-  get_cmd->callback([&ctx, g] { ctx.run = [&ctx, g] { return get(ctx, g->target, g->index); }; });
+  get_cmd->add_option("CORE INDEX", g->args, target_help + "; then the block index, from 0 (CORE is left out with --from)")
+      ->required()
+      ->expected(1, 2);
+  add_remote_options(get_cmd, g->remote);
+  get_cmd->callback([&ctx, g] {
+    ctx.run = [&ctx, g] {
+      bool with_core = g->args.size() == 2;
+      if (!with_core && g->remote.from.empty())
+        return ctx.fail(invalid_argument("give CORE and INDEX (or --from LINK and INDEX)"));
+      const std::string& index_text = g->args.back();
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long index = std::strtoull(index_text.c_str(), &end, 10);
+      if (index_text.empty() || *end != 0 || errno != 0 || index_text[0] == '-')
+        return ctx.fail(invalid_argument("INDEX must be a block number, not '" + index_text + "'"));
+      return get(ctx, with_core ? g->args[0] : "", index, g->remote);
+    };
+  });
 
-  auto info_target = std::make_shared<std::string>();
+  struct InfoArgs {
+    std::string target;
+    RemoteOptions remote;
+  };
+  auto inf = std::make_shared<InfoArgs>();
   auto* info_cmd = core->add_subcommand("info", "Show a core's key, discovery key, length, byte length and fork");
-  info_cmd->add_option("CORE", *info_target, target_help)->required();
-  info_cmd->callback([&ctx, info_target] { ctx.run = [&ctx, info_target] { return info(ctx, *info_target); }; });
+  info_cmd->add_option("CORE", inf->target, target_help + " (left out with --from)");
+  add_remote_options(info_cmd, inf->remote);
+  info_cmd->callback([&ctx, inf] {
+    ctx.run = [&ctx, inf] {
+      if (inf->target.empty() && inf->remote.from.empty()) return ctx.fail(invalid_argument("which core? give CORE or --from LINK"));
+      return info(ctx, inf->target, inf->remote);
+    };
+  });
 
   auto* list_cmd = core->add_subcommand("list", "List the cores in the local store");
   list_cmd->callback([&ctx] { ctx.run = [&ctx] { return list(ctx); }; });

@@ -1,0 +1,36 @@
+#include "net/remote.h"
+
+#include "core/identity.h"
+
+namespace p2p::net {
+
+Result<std::unique_ptr<Core>> open_remote_core(PeerClient& client, storage::Store& store, const Key32& key) {
+  auto core = Core::open_replica(store, key);
+  if (!core.ok()) return core.status();
+  auto remote = client.attach(**core);
+  if (!remote.ok()) return remote.status();
+  auto length = (*remote)->update();
+  if (!length.ok()) return length.status();
+  if (!(*core)->has_manifest())
+    return not_found("the peer " + client.address() + " has nothing of core " + (*core)->label());
+  return core;
+}
+
+Result<std::unique_ptr<Drive>> open_remote_drive(PeerClient& client, storage::Store& store, const Key32& db_key) {
+  auto db = open_remote_core(client, store, db_key);
+  if (!db.ok()) return db.status();
+  Key32 blobs_key = manifest::hash(Drive::blobs_manifest((*db)->manifest(), db_key));
+  auto blobs = open_remote_core(client, store, blobs_key);
+  if (!blobs.ok() && blobs.status().is_not_found()) {
+    // A drive without files has no blobs yet: an empty local replica will do.
+    blobs = Core::open_replica(store, blobs_key);
+  }
+  if (!blobs.ok()) return blobs.status();
+  return Drive::from_cores(store, std::move(*db), std::move(*blobs));
+}
+
+crypto::KeyPair connection_key_pair(const std::optional<Key32>& primary_key) {
+  return primary_key ? identity::noise_key_pair(*primary_key) : crypto::random_key_pair();
+}
+
+}  // namespace p2p::net

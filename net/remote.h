@@ -1,0 +1,24 @@
+// Opening cores, bees' cores and drives that live on a peer: local replicas
+// (kept in the store, so they work offline afterwards) that fetch missing
+// blocks on demand, verified, through a PeerClient.
+#pragma once
+
+#include <memory>
+
+#include "core/drive.h"
+#include "core/log.h"
+#include "net/peer_client.h"
+
+namespace p2p::net {
+
+// A replica of `key` attached to `client` and updated to the peer's length.
+// The client must outlive the core's reads.
+Result<std::unique_ptr<Core>> open_remote_core(PeerClient& client, storage::Store& store, const Key32& key);
+// A drive (db and blobs cores) read through `client`.
+Result<std::unique_ptr<Drive>> open_remote_drive(PeerClient& client, storage::Store& store, const Key32& db_key);
+
+// The Noise key pair a command connects with: the identity's when it has one,
+// else a fresh one (reading must not create an identity).
+crypto::KeyPair connection_key_pair(const std::optional<Key32>& primary_key);
+
+}  // namespace p2p::net
