@@ -1,5 +1,8 @@
 #include "net/protomux.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/encoding.h"
 
 namespace p2p::net {
@@ -109,6 +112,8 @@ void Mux::shutdown() {
 }
 
 Status Mux::receive(ByteView frame) {
+  if (std::getenv("P2P_TRACE"))
+    std::fprintf(stderr, "[p2p] mux <- %s\n", to_hex(frame.subspan(0, std::min<size_t>(frame.size(), 40))).c_str());
   enc::Decoder d(frame);
   uint64_t channel = d.uint();
   if (!d.ok()) return malformed("empty frame");
@@ -128,6 +133,13 @@ Status Mux::on_control(uint64_t type, ByteView rest) {
         if (!d.ok()) break;
         if (entry.empty()) {
           channel = d.uint();
+          continue;
+        }
+        if (channel == 0) {  // control messages may be batched too
+          enc::Decoder c(entry);
+          uint64_t control = c.uint();
+          if (!c.ok() || control == 0) return malformed("bad control message in a batch");
+          P2P_TRY(on_control(control, c.rest()));
           continue;
         }
         P2P_TRY(deliver(channel, entry));

@@ -1,5 +1,8 @@
 #include "net/session.h"
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "core/crypto.h"
 
 namespace p2p::net {
@@ -15,7 +18,33 @@ constexpr size_t kMaxRemoteRanges = 1 << 16;
 // Largest window a `want` is answered for (one bitfield segment).
 constexpr uint64_t kMaxWantSpan = 1u << 21;
 
+const char* message_name(uint64_t type) {
+  static const char* names[] = {"sync", "request", "cancel", "data", "noData", "want", "unwant", "bitfield", "range",
+                                "extension"};
+  return type < 10 ? names[type] : "unknown";
+}
+
+// P2P_TRACE=1 logs every replication message on stderr (for debugging peers).
+bool tracing() {
+  static const bool on = [] {
+    const char* v = std::getenv("P2P_TRACE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
+
+void trace(const Core& core, const char* dir, uint64_t type, ByteView payload) {
+  if (!tracing()) return;
+  std::fprintf(stderr, "[p2p] %s %s %s %s\n", core.label().c_str(), dir, message_name(type),
+               to_hex(payload.subspan(0, std::min<size_t>(payload.size(), 48))).c_str());
+}
+
 }  // namespace
+
+void CoreSession::send(uint64_t type, ByteView payload) {
+  trace(core_, "->", type, payload);
+  mux_.send(channel_, type, payload);
+}
 
 Hash32 replication_capability(bool initiator, const Key32& core_key, const std::array<uint8_t, 64>& handshake_hash) {
   const auto& ns = crypto::hypercore_ns();
@@ -42,6 +71,7 @@ void CoreSession::close() {
 }
 
 void CoreSession::on_close() {
+  if (tracing()) std::fprintf(stderr, "[p2p] %s channel closed by the peer\n", core_.label().c_str());
   closed_ = true;
   if (hooks_.on_close) hooks_.on_close();
 }
@@ -60,7 +90,7 @@ Status CoreSession::on_open(uint64_t channel, ByteView remote_handshake) {
     auto contiguous = core_.writable() ? Result<uint64_t>(core_.length()) : core_.contiguous_length();
     if (!contiguous.ok()) s = contiguous.status();
     else if (*contiguous > 0)
-      mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, 0, *contiguous}));
+      send(wire::kRange, wire::encode(wire::Range{false, 0, *contiguous}));
   }
   mux_.uncork();
   return s;
@@ -73,7 +103,7 @@ Status CoreSession::send_sync() {
   s.length = core_.length();
   s.remote_length = remote_.length;
   advertised_length_ = s.length;
-  mux_.send(channel_, wire::kSync, wire::encode(s));
+  send(wire::kSync, wire::encode(s));
   return {};
 }
 
@@ -85,12 +115,13 @@ Status CoreSession::notify_length() {
   mux_.cork();
   send_sync();
   if (core_.writable() && core_.length() > before)
-    mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, before, core_.length() - before}));
+    send(wire::kRange, wire::encode(wire::Range{false, before, core_.length() - before}));
   mux_.uncork();
   return {};
 }
 
 Status CoreSession::on_message(uint64_t type, ByteView payload) {
+  trace(core_, "<-", type, payload);
   switch (type) {
     case wire::kSync: {
       auto m = wire::decode_sync(payload);
@@ -171,7 +202,7 @@ Status CoreSession::on_sync(const wire::Sync& m) {
 
 Status CoreSession::on_request(const wire::Request& m) {
   auto refuse = [&](uint64_t reason) {
-    mux_.send(channel_, wire::kNoData, wire::encode(wire::NoData{m.id, reason}));
+    send(wire::kNoData, wire::encode(wire::NoData{m.id, reason}));
     if (reason == kInvalidRequest && ++invalid_requests_ > kMaxInvalidRequests)
       return error(ErrorCode::verification, "the peer sent too many invalid requests");
     return Status{};
@@ -187,7 +218,7 @@ Status CoreSession::on_request(const wire::Request& m) {
     only_manifest.request = m.id;
     only_manifest.proof.fork = core_.fork();
     only_manifest.manifest = manifest::encode(core_.manifest());
-    mux_.send(channel_, wire::kData, wire::encode(only_manifest));
+    send(wire::kData, wire::encode(only_manifest));
     return {};
   }
   merkle::ProofRequest pr{m.block, m.hash, m.upgrade};
@@ -201,7 +232,7 @@ Status CoreSession::on_request(const wire::Request& m) {
     stats_.blocks_sent++;
     stats_.bytes_sent += data.proof.block->value.size();
   }
-  mux_.send(channel_, wire::kData, wire::encode(data));
+  send(wire::kData, wire::encode(data));
   return {};
 }
 
@@ -257,13 +288,13 @@ Status CoreSession::on_want(const wire::Want& m) {
   uint64_t end = std::min({m.start + std::min(m.length, kMaxWantSpan), length, start + kMaxWantSpan});
   if (start >= end) return {};
   if (core_.writable()) {  // a writer holds every block: one range says it
-    mux_.send(channel_, wire::kRange, wire::encode(wire::Range{false, 0, length}));
+    send(wire::kRange, wire::encode(wire::Range{false, 0, length}));
     return {};
   }
   wire::Bitfield bf{start, std::vector<uint32_t>((end - start + 31) / 32, 0)};
   for (uint64_t i = start; i < end; i++)
     if ((*reader)->has(i)) bf.words[(i - start) / 32] |= 1u << ((i - start) % 32);
-  mux_.send(channel_, wire::kBitfield, wire::encode(bf));
+  send(wire::kBitfield, wire::encode(bf));
   return {};
 }
 
@@ -309,7 +340,7 @@ Status CoreSession::request_upgrade() {
   r.manifest = !core_.has_manifest();
   requests_[r.id] = Pending{true, 0};
   upgrade_request_ = r.id;
-  mux_.send(channel_, wire::kRequest, wire::encode(r));
+  send(wire::kRequest, wire::encode(r));
   return {};
 }
 
@@ -344,7 +375,7 @@ Status CoreSession::pump() {
     r.fork = core_.fork();
     r.block = merkle::IndexRequest{index, *nodes};
     requests_[r.id] = Pending{false, index};
-    mux_.send(channel_, wire::kRequest, wire::encode(r));
+    send(wire::kRequest, wire::encode(r));
   }
   mux_.uncork();
   return s;

@@ -79,6 +79,7 @@ class CoreSession : public ChannelHandler {
     bool upgrade = false;
     uint64_t index = 0;
   };
+  void send(uint64_t type, ByteView payload);
   Status send_sync();
   Status on_sync(const wire::Sync& m);
   Status on_request(const wire::Request& m);
