@@ -90,9 +90,6 @@ Connection::Connection(uv_loop_t* loop, uv_tcp_t* tcp, bool initiator, const cry
 Connection::~Connection() {
   sessions_.clear();  // sessions reference the mux: they go first
   close();
-  // The handles outlive us until libuv finishes closing them.
-  tcp_->data = nullptr;
-  timer_->data = nullptr;
 }
 
 Status Connection::start() {
@@ -185,6 +182,9 @@ void Connection::close(const Status& why) {
   closed_ = true;
   mux_.shutdown();
   uv_timer_stop(timer_);
+  // The handles outlive us until libuv finishes closing them: detach them.
+  tcp_->data = nullptr;
+  timer_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
   if (hooks_.on_close) hooks_.on_close(why);

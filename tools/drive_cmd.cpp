@@ -8,6 +8,7 @@
 #include "core/drive.h"
 #include "core/keys.h"
 #include "core/mirror.h"
+#include "net/remote.h"
 #include "tools/cli.h"
 
 namespace p2p::cli {
@@ -20,12 +21,26 @@ struct DriveOptions {
   std::string name = "default";
   std::string key;  // --key LINK: someone's drive, read-only
   uint64_t at = 0;
+  RemoteOptions remote;  // --peer / --from
+  // Set by open_drive with --peer: must outlive the drive's reads.
+  std::shared_ptr<net::PeerClient> client;
 };
 
-Result<std::unique_ptr<Drive>> open_drive(Context& ctx, const DriveOptions& o, bool write) {
+Result<std::unique_ptr<Drive>> open_drive(Context& ctx, DriveOptions& o, bool write) {
   if (o.name.empty()) return invalid_argument("--drive needs a name");
   auto home = ctx.home();
   if (!home.ok()) return home.status();
+  if (o.remote.active()) {
+    if (write) return invalid_argument("--peer and --from read someone's drive; write to your own with --drive");
+    if (!o.key.empty() && !o.remote.from.empty() && o.key != o.remote.from)
+      return invalid_argument("give the drive with --key or --from, not both");
+    auto key = remote_key(o.remote, o.key);
+    if (!key.ok()) return key.status();
+    auto client = connect_peer(ctx, o.remote);
+    if (!client.ok()) return client.status();
+    o.client = std::move(*client);
+    return net::open_remote_drive(*o.client, (*home)->store(), *key);
+  }
   if (!o.key.empty()) {
     if (write) return invalid_argument("--key opens someone else's drive read-only; write to your own with --drive");
     auto key = keys::parse(o.key);
@@ -61,7 +76,7 @@ nlohmann::json entry_json(const DriveEntry& e) {
   return j;
 }
 
-int put(Context& ctx, const DriveOptions& o, const std::string& src, std::optional<std::string> dest) {
+int put(Context& ctx, DriveOptions& o, const std::string& src, std::optional<std::string> dest) {
   auto drive = open_drive(ctx, o, true);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
@@ -118,7 +133,7 @@ int put(Context& ctx, const DriveOptions& o, const std::string& src, std::option
   return kOk;
 }
 
-int get(Context& ctx, const DriveOptions& o, const std::string& path, const std::optional<std::string>& out) {
+int get(Context& ctx, DriveOptions& o, const std::string& path, const std::optional<std::string>& out) {
   auto drive = open_drive(ctx, o, false);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
@@ -163,7 +178,7 @@ int get(Context& ctx, const DriveOptions& o, const std::string& path, const std:
   return kOk;
 }
 
-int ls(Context& ctx, const DriveOptions& o, const std::string& path, bool long_format, bool recursive) {
+int ls(Context& ctx, DriveOptions& o, const std::string& path, bool long_format, bool recursive) {
   auto drive = open_drive(ctx, o, false);
   if (!drive.ok()) {
     if (drive.status().is_not_found() && o.key.empty()) return kOk;  // a drive never written is empty
@@ -215,7 +230,7 @@ int ls(Context& ctx, const DriveOptions& o, const std::string& path, bool long_f
   return kOk;
 }
 
-int rm(Context& ctx, const DriveOptions& o, const std::string& path, bool recursive) {
+int rm(Context& ctx, DriveOptions& o, const std::string& path, bool recursive) {
   auto drive = open_drive(ctx, o, true);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
@@ -246,7 +261,7 @@ int rm(Context& ctx, const DriveOptions& o, const std::string& path, bool recurs
   return kOk;
 }
 
-int info(Context& ctx, const DriveOptions& o) {
+int info(Context& ctx, DriveOptions& o) {
   auto drive = open_drive(ctx, o, false);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
@@ -285,7 +300,7 @@ struct MirrorArgs {
   std::vector<std::string> ignore;
 };
 
-int mirror(Context& ctx, const DriveOptions& o, const MirrorArgs& a) {
+int mirror(Context& ctx, DriveOptions& o, const MirrorArgs& a) {
   if (a.to_drive && a.to_folder) return ctx.fail(invalid_argument("choose --to-drive or --to-folder, not both"));
   if (o.at && !a.to_folder) return ctx.fail(invalid_argument("--at reads an older version: it only goes with --to-folder"));
   bool to_folder = a.to_folder;
@@ -322,6 +337,7 @@ void add_drive_commands(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<DriveOptions>();
   drive->add_option("--drive", o->name, "Which of your drives (default 'default')");
   drive->add_option("--key", o->key, "Read someone's drive by key (read-only)");
+  add_remote_options(drive, o->remote);
 
   auto src = std::make_shared<std::string>();
   auto dest = std::make_shared<std::optional<std::string>>();

@@ -6,6 +6,7 @@
 #include "core/bee.h"
 #include "core/keys.h"
 #include "core/kv_io.h"
+#include "net/remote.h"
 #include "tools/cli.h"
 
 namespace p2p::cli {
@@ -20,9 +21,12 @@ struct KvOptions {
   std::string db = "default";
   std::string key;  // --key LINK: open someone's bee read-only
   uint64_t at = 0;  // --at VERSION
+  RemoteOptions remote;  // --peer / --from
 };
 
 struct OpenBee {
+  std::unique_ptr<net::PeerClient> client;  // first: outlives the core
+  int64_t started_ms = 0;
   std::unique_ptr<Core> core;
   std::unique_ptr<Bee> bee;
   std::string label;  // for messages
@@ -33,7 +37,21 @@ Result<OpenBee> open_bee(Context& ctx, const KvOptions& o, bool write) {
   auto home = ctx.home();
   if (!home.ok()) return home.status();
   OpenBee out;
-  if (!o.key.empty()) {
+  if (o.remote.active()) {
+    if (write) return invalid_argument("--peer and --from read someone's store; write to your own with --db");
+    if (!o.key.empty() && !o.remote.from.empty() && o.key != o.remote.from)
+      return invalid_argument("give the store with --key or --from, not both");
+    auto key = remote_key(o.remote, o.key);
+    if (!key.ok()) return key.status();
+    out.started_ms = now_ms();
+    auto client = connect_peer(ctx, o.remote);
+    if (!client.ok()) return client.status();
+    out.client = std::move(*client);
+    auto core = net::open_remote_core(*out.client, (*home)->store(), *key);
+    if (!core.ok()) return core.status();
+    out.core = std::move(*core);
+    out.label = keys::to_z32(*key);
+  } else if (!o.key.empty()) {
     if (write) return invalid_argument("--key opens someone else's store read-only; write to your own with --db");
     auto key = keys::parse(o.key);
     if (!key) return invalid_argument("'" + o.key + "' is not a valid key; use " + keys::accepted_forms());
@@ -102,6 +120,7 @@ int get(Context& ctx, const KvOptions& o, const std::string& key) {
   auto b = open_bee(ctx, o, false);
   if (!b.ok()) return ctx.fail(b.status());
   auto e = b->bee->get(as_bytes(key), o.at);
+  if (b->client) report_fetched(ctx, o.remote, *b->client, b->started_ms);
   if (!e.ok()) return ctx.fail(e.status());
   if (!e->has_value()) return ctx.fail(not_found("not found: '" + key + "' in '" + b->label + "'"));
   if (ctx.json) ctx.emit(entry_json(**e, true));
@@ -177,10 +196,12 @@ int list(Context& ctx, const KvOptions& o, const ListArgs& a, bool export_format
   auto b = open_bee(ctx, o, false);
   if (!b.ok()) {
     // Listing a store that was never written lists nothing.
-    if (b.status().is_not_found() && o.key.empty()) return kOk;
+    if (b.status().is_not_found() && o.key.empty() && !o.remote.active()) return kOk;
     return ctx.fail(b.status());
   }
-  if (Status s = list_entries(ctx, *b->bee, a, o.at, export_format); !s.ok()) return ctx.fail(s);
+  Status listed = list_entries(ctx, *b->bee, a, o.at, export_format);
+  if (b->client) report_fetched(ctx, o.remote, *b->client, b->started_ms);
+  if (!listed.ok()) return ctx.fail(listed);
   return kOk;
 }
 
@@ -358,6 +379,7 @@ void add_kv_commands(CLI::App& app, Context& ctx) {
   auto o = std::make_shared<KvOptions>();
   kv->add_option("--db", o->db, "Which of your stores (default 'default')");
   kv->add_option("--key", o->key, "Read someone's store by key (read-only): z-base-32, hex, p2p:// or pear://");
+  add_remote_options(kv, o->remote);
 
   auto key = std::make_shared<std::string>();
   auto value = std::make_shared<std::optional<std::string>>();
