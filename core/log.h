@@ -123,6 +123,14 @@ class Core {
   // transaction. False when it brought nothing new or no longer applies
   // (our length moved on); an error when the data is invalid.
   Result<bool> apply(const merkle::Proof& proof, const std::optional<Bytes>& manifest);
+  // The same for many replies in one transaction (one commit per batch of
+  // downloaded blocks). On an invalid item the ones before it are still
+  // stored, and the error names it; `applied[i]` tells which brought news.
+  struct Incoming {
+    const merkle::Proof* proof;
+    const std::optional<Bytes>* manifest;
+  };
+  Status apply(std::span<const Incoming> items, std::vector<bool>& applied);
   // Blocks a reader lacks are asked from here (null: none).
   void set_fetcher(BlockFetcher* fetcher) { fetcher_ = fetcher; }
   BlockFetcher* fetcher() const { return fetcher_; }
@@ -133,6 +141,7 @@ class Core {
   Core(storage::Store& store, Key32 key);
   Status load(storage::ReadTxn& txn);
   Result<std::vector<merkle::Node>> load_roots(storage::ReadTxn& txn, uint64_t length);
+  Result<bool> apply_in(storage::WriteTxn& txn, const merkle::Proof& proof, const std::optional<Bytes>& manifest);
 
   friend class CoreWriterImpl;
   friend class CoreReaderImpl;

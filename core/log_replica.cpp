@@ -48,10 +48,59 @@ Result<uint64_t> Core::missing_nodes(uint64_t block_index) {
   return count;
 }
 
-Result<bool> Core::apply(const merkle::Proof& proof, const std::optional<Bytes>& manifest_bytes) {
-  auto txn = store_.write();
-  if (!txn.ok()) return txn.status();
-  storage::WriteTxn& w = **txn;
+Result<bool> Core::apply(const merkle::Proof& proof, const std::optional<Bytes>& manifest) {
+  std::vector<bool> applied;
+  Incoming item{&proof, &manifest};
+  P2P_TRY(apply(std::span<const Incoming>(&item, 1), applied));
+  return static_cast<bool>(applied[0]);
+}
+
+Status Core::apply(std::span<const Incoming> items, std::vector<bool>& applied) {
+  applied.assign(items.size(), false);
+  if (items.empty()) return {};
+  // What the transaction changes in memory, to undo when it is abandoned.
+  const CoreState saved_state = state_;
+  const std::vector<merkle::Node> saved_roots = roots_;
+  const bool saved_stored = stored_;
+  const uint64_t saved_id = local_id_;
+  auto undo = [&] {
+    state_ = saved_state;
+    roots_ = saved_roots;
+    stored_ = saved_stored;
+    local_id_ = saved_id;
+  };
+  {
+    auto txn = store_.write();
+    if (!txn.ok()) return txn.status();
+    size_t i = 0;
+    Status failed;
+    for (; i < items.size(); i++) {
+      auto r = apply_in(**txn, *items[i].proof, *items[i].manifest);
+      if (!r.ok()) {
+        failed = r.status();
+        break;
+      }
+      applied[i] = *r;
+    }
+    if (failed.ok()) {
+      Status s = (*txn)->commit();
+      if (!s.ok()) undo();
+      return s;
+    }
+    undo();
+    if (items.size() == 1) return failed;
+  }
+  // One item was bad: keep the good ones before it, each on its own.
+  applied.assign(items.size(), false);
+  for (const Incoming& item : items) {
+    auto r = apply(*item.proof, *item.manifest);
+    if (!r.ok()) return r.status();
+    applied[&item - items.data()] = *r;
+  }
+  return {};  // (not reached: the bad item fails above)
+}
+
+Result<bool> Core::apply_in(storage::WriteTxn& w, const merkle::Proof& proof, const std::optional<Bytes>& manifest_bytes) {
   if (auto raw = w.get(storage::Table::cores, key_)) {
     auto h = decode_header(*raw, label());
     if (!h.ok()) return h.status();
@@ -70,10 +119,7 @@ Result<bool> Core::apply(const merkle::Proof& proof, const std::optional<Bytes>&
   // Data for another fork, or an upgrade from a length we no longer have
   // (another peer upgraded us meanwhile): not wrong, just stale.
   if (proof.fork != state_.fork) return false;
-  if (proof.upgrade && proof.upgrade->start != state_.length) {
-    P2P_TRY(w.commit());  // keeps a newly stored manifest
-    return false;
-  }
+  if (proof.upgrade && proof.upgrade->start != state_.length) return false;
   if (!proof.upgrade && proof.block && proof.block->index >= state_.length)
     return error(ErrorCode::verification, "the peer sent block " + std::to_string(proof.block->index) +
                                               " beyond the signed length without an upgrade");
@@ -107,7 +153,6 @@ Result<bool> Core::apply(const merkle::Proof& proof, const std::optional<Bytes>&
   }
   if (verified->upgraded)
     P2P_TRY(w.put(storage::Table::cores, key_, encode_header(Header{local_id_, manifest::encode(manifest_), next})));
-  P2P_TRY(w.commit());
   if (verified->upgraded) {
     state_ = std::move(next);
     roots_ = verified->tree.roots();

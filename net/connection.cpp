@@ -131,6 +131,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 
 void Connection::received(ByteView bytes) {
   Status s = stream_.receive(bytes, [this](ByteView message) { return mux_.receive(message); });
+  if (s.ok()) s = mux_.drain();
   if (!s.ok()) {
     close(s);
     return;

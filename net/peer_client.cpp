@@ -31,6 +31,12 @@ PeerClient::~PeerClient() {
   }
 }
 
+RemoteCore* PeerClient::remote(const Core& core) {
+  for (auto& c : cores_)
+    if (&c->core() == &core) return c.get();
+  return nullptr;
+}
+
 uint64_t PeerClient::blocks_fetched() const {
   uint64_t n = 0;
   for (const auto& c : cores_) n += c->blocks_fetched();

@@ -55,6 +55,8 @@ class PeerClient {
   // blocks through the returned object until the client is gone.
   Result<RemoteCore*> attach(Core& core);
   const std::string& address() const { return address_; }
+  // The attachment of `core`, if attached.
+  RemoteCore* remote(const Core& core);
   uint64_t blocks_fetched() const;
   uint64_t bytes_fetched() const;
 

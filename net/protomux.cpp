@@ -107,6 +107,14 @@ void Mux::drop(uint64_t local_id, bool notify) {
   if (notify && handler) handler->on_close();
 }
 
+Status Mux::drain() {
+  std::vector<ChannelHandler*> handlers;
+  for (auto& [id, ch] : channels_)
+    if (ch.opened && ch.handler) handlers.push_back(ch.handler);
+  for (ChannelHandler* h : handlers) P2P_TRY(h->on_drain());
+  return {};
+}
+
 void Mux::shutdown() {
   while (!channels_.empty()) drop(channels_.begin()->first, true);
 }

@@ -24,6 +24,8 @@ class ChannelHandler {
   virtual Status on_message(uint64_t type, ByteView payload) = 0;
   // The remote closed or rejected the channel, or the connection ended.
   virtual void on_close() = 0;
+  // Everything received so far was delivered: a moment to commit batched work.
+  virtual Status on_drain() { return {}; }
 };
 
 class Mux {
@@ -58,6 +60,8 @@ class Mux {
 
   // One frame from the peer; an error means the peer broke the protocol.
   Status receive(ByteView frame);
+  // Calls on_drain on every open channel (after a burst of input).
+  Status drain();
   // The connection ended: every channel hears on_close.
   void shutdown();
 

@@ -29,6 +29,15 @@ Result<std::unique_ptr<Drive>> open_remote_drive(PeerClient& client, storage::St
   return Drive::from_cores(store, std::move(*db), std::move(*blobs));
 }
 
+Status download_drive(PeerClient& client, Drive& drive) {
+  for (Core* core : {&drive.db(), &drive.blobs()}) {
+    auto remote = client.remote(*core);
+    if (!remote) continue;  // an empty blobs core nobody serves
+    P2P_TRY(remote->download(0, core->length()));
+  }
+  return {};
+}
+
 crypto::KeyPair connection_key_pair(const std::optional<Key32>& primary_key) {
   return primary_key ? identity::noise_key_pair(*primary_key) : crypto::random_key_pair();
 }

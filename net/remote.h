@@ -17,6 +17,9 @@ Result<std::unique_ptr<Core>> open_remote_core(PeerClient& client, storage::Stor
 // A drive (db and blobs cores) read through `client`.
 Result<std::unique_ptr<Drive>> open_remote_drive(PeerClient& client, storage::Store& store, const Key32& db_key);
 
+// Downloads every block of a drive's cores that is not stored yet, pipelined.
+Status download_drive(PeerClient& client, Drive& drive);
+
 // The Noise key pair a command connects with: the identity's when it has one,
 // else a fresh one (reading must not create an identity).
 crypto::KeyPair connection_key_pair(const std::optional<Key32>& primary_key);

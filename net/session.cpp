@@ -241,26 +241,43 @@ Status CoreSession::on_data(wire::Data m) {
   if (it == requests_.end()) return {};  // unrequested or cancelled: ignored
   Pending p = it->second;
   requests_.erase(it);
-  if (p.upgrade) upgrade_request_ = 0;
   if (m.seek_bytes) return error(ErrorCode::verification, "the peer sent a seek proof we did not ask for");
-  auto applied = core_.apply(m.proof, m.manifest);
-  if (!applied.ok()) {
-    Status s = applied.status();
-    return error(s.code(), "core " + core_.label() + ": " + s.message());
-  }
-  if (m.proof.block) {
-    uint64_t index = m.proof.block->index;
-    if (!p.upgrade && index != p.index)
+  if (!p.upgrade) {
+    if (!m.proof.block)
+      return error(ErrorCode::verification, "the peer answered a block request without the block");
+    if (m.proof.block->index != p.index)
       return error(ErrorCode::verification, "the peer answered a request for block " + std::to_string(p.index) +
-                                                " with block " + std::to_string(index));
-    stats_.blocks_received++;
-    stats_.bytes_received += m.proof.block->value.size();
-    queued_or_inflight_.erase(index);
-    if (hooks_.on_block) hooks_.on_block(index);
-  } else if (!p.upgrade) {
-    return error(ErrorCode::verification, "the peer answered a block request without the block");
+                                                " with block " + std::to_string(m.proof.block->index));
   }
-  if (p.upgrade && hooks_.on_upgrade) hooks_.on_upgrade();
+  inbox_.push_back({p, std::move(m)});
+  // Upgrades go at once: later requests depend on the new length.
+  if (p.upgrade || inbox_.size() >= kMaxInbox) return flush_inbox();
+  return {};
+}
+
+Status CoreSession::flush_inbox() {
+  if (inbox_.empty()) return {};
+  std::vector<Received> batch = std::move(inbox_);
+  inbox_.clear();
+  std::vector<Core::Incoming> items;
+  items.reserve(batch.size());
+  for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});
+  std::vector<bool> applied;
+  Status s = core_.apply(items, applied);
+  if (!s.ok()) return error(s.code(), "core " + core_.label() + ": " + s.message());
+  for (const Received& r : batch) {
+    if (r.data.proof.block) {
+      uint64_t index = r.data.proof.block->index;
+      stats_.blocks_received++;
+      stats_.bytes_received += r.data.proof.block->value.size();
+      queued_or_inflight_.erase(index);
+      if (hooks_.on_block) hooks_.on_block(index);
+    }
+    if (r.request.upgrade) {
+      upgrade_request_ = 0;
+      if (hooks_.on_upgrade) hooks_.on_upgrade();
+    }
+  }
   return pump();
 }
 

@@ -37,7 +37,9 @@ class CoreSession : public ChannelHandler {
   };
 
   // Requests in flight per peer; enough to keep a loopback link busy.
-  static constexpr size_t kWindow = 256;
+  static constexpr size_t kWindow = 1024;
+  // Replies applied (verified and stored) in one transaction, at most.
+  static constexpr size_t kMaxInbox = 512;
 
   CoreSession(Mux& mux, Core& core, const HandshakeResult& handshake, bool initiator);
   ~CoreSession() override;
@@ -73,6 +75,7 @@ class CoreSession : public ChannelHandler {
   Status on_open(uint64_t channel, ByteView remote_handshake) override;
   Status on_message(uint64_t type, ByteView payload) override;
   void on_close() override;
+  Status on_drain() override { return flush_inbox(); }
 
  private:
   struct Pending {
@@ -84,6 +87,7 @@ class CoreSession : public ChannelHandler {
   Status on_sync(const wire::Sync& m);
   Status on_request(const wire::Request& m);
   Status on_data(wire::Data m);
+  Status flush_inbox();
   Status on_no_data(const wire::NoData& m);
   Status on_want(const wire::Want& m);
   void add_remote_range(uint64_t start, uint64_t length, bool drop);
@@ -101,6 +105,11 @@ class CoreSession : public ChannelHandler {
   std::map<uint64_t, Pending> requests_;        // by request id
   uint64_t next_request_ = 1;
   uint64_t upgrade_request_ = 0;
+  struct Received {
+    Pending request;
+    wire::Data data;
+  };
+  std::vector<Received> inbox_;  // verified replies waiting to be stored together
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;
   uint64_t invalid_requests_ = 0;

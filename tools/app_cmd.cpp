@@ -10,6 +10,7 @@
 
 #include "core/app.h"
 #include "core/keys.h"
+#include "net/remote.h"
 #include "net/static_server.h"
 #include "tools/cli.h"
 
@@ -55,15 +56,29 @@ Result<std::unique_ptr<Drive>> channel_drive(Context& ctx, const app::Manifest& 
   return Drive::open_by_key((*home)->store(), (*db)->key());
 }
 
-Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& link) {
+// Where a link's drive comes from: the local store, or --peer.
+struct DriveSource {
+  RemoteOptions remote;
+  std::shared_ptr<net::PeerClient> client;  // kept while the drive is read
+  bool full = false;  // fetch every block up front (run checks an app out whole)
+};
+
+Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& link, DriveSource& src) {
   auto key = keys::parse(link);
   if (!key) return invalid_argument("'" + link + "' is not a valid key; use " + keys::accepted_forms());
   auto home = ctx.home();
   if (!home.ok()) return home.status();
+  if (src.remote.active()) {
+    auto client = connect_peer(ctx, src.remote);
+    if (!client.ok()) return client.status();
+    src.client = std::move(*client);
+    auto d = net::open_remote_drive(*src.client, (*home)->store(), *key);
+    if (d.ok() && src.full) P2P_TRY(net::download_drive(*src.client, **d));
+    return d;
+  }
   auto d = Drive::open_by_key((*home)->store(), *key);
   if (d.status().is_not_found())
-    return not_found("the drive " + keys::link(*key) +
-                     " is not in the local store; fetching it from peers comes with replication (use a link staged on this machine)");
+    return not_found("the drive " + keys::link(*key) + " is not in the local store; fetch it with --peer HOST:PORT");
   return d;
 }
 
@@ -110,15 +125,22 @@ int stage(Context& ctx, const std::string& channel, const std::string& dir, bool
 }
 
 // A link, or a channel of the app in `dir`.
-Result<std::unique_ptr<Drive>> resolve_drive(Context& ctx, const std::string& target, const std::string& dir) {
-  if (keys::looks_like_key(target)) return drive_by_link(ctx, target);
+Result<std::unique_ptr<Drive>> resolve_drive(Context& ctx, const std::string& target, const std::string& dir,
+                                             DriveSource& src) {
+  if (src.remote.active()) {
+    if (!src.remote.from.empty() && !target.empty() && target != src.remote.from)
+      return invalid_argument("give the app as TARGET or with --from, not both");
+    return drive_by_link(ctx, src.remote.from.empty() ? target : src.remote.from, src);
+  }
+  if (target.empty()) return invalid_argument("which app? give a link, a channel or a folder (or --from LINK)");
+  if (keys::looks_like_key(target)) return drive_by_link(ctx, target, src);
   auto m = app::read_manifest(dir);
   if (!m.ok()) return m.status();
   return channel_drive(ctx, *m, target, false);
 }
 
-int info(Context& ctx, const std::string& target, const std::string& dir) {
-  auto drive = resolve_drive(ctx, target, dir);
+int info(Context& ctx, const std::string& target, const std::string& dir, DriveSource& src) {
+  auto drive = resolve_drive(ctx, target, dir, src);
   if (!drive.ok()) return ctx.fail(drive.status());
   Drive& d = **drive;
   auto version = d.version();
@@ -184,13 +206,14 @@ Result<int> run_terminal(const std::string& folder, const app::Manifest& m, cons
 }
 
 int run(Context& ctx, const std::string& target, const std::string& dir, const std::vector<std::string>& args,
-        uint16_t port, const std::string& out) {
+        uint16_t port, const std::string& out, DriveSource& src) {
   std::string folder;
   std::error_code ec;
-  if (fs::is_directory(target, ec) && fs::exists(fs::path(target) / app::kManifestFile, ec)) {
+  if (!src.remote.active() && fs::is_directory(target, ec) && fs::exists(fs::path(target) / app::kManifestFile, ec)) {
     folder = absolute(target);  // a local app folder runs in place
   } else {
-    auto drive = resolve_drive(ctx, target, dir);
+    src.full = true;
+    auto drive = resolve_drive(ctx, target, dir, src);
     if (!drive.ok()) return ctx.fail(drive.status());
     auto home = ctx.home();
     if (!home.ok()) return ctx.fail(home.status());
@@ -267,20 +290,25 @@ void add_app_commands(CLI::App& app, Context& ctx) {
     std::string target, dir = ".", out;
     std::vector<std::string> args;
     uint16_t port = 0;
+    DriveSource source;
   };
   auto t = std::make_shared<TargetArgs>();
   auto* info_cmd = app.add_subcommand("info", "Key, discovery key, version, files and bytes of a link or a channel");
-  info_cmd->add_option("TARGET", t->target, "A p2p:// link or key, or a channel of the app in --dir")->required();
+  info_cmd->add_option("TARGET", t->target, "A p2p:// link or key, or a channel of the app in --dir");
   info_cmd->add_option("--dir", t->dir, "The app folder for a channel (default: the current one)");
-  info_cmd->callback([&ctx, t] { ctx.run = [&ctx, t] { return info(ctx, t->target, t->dir); }; });
+  add_remote_options(info_cmd, t->source.remote);
+  info_cmd->callback([&ctx, t] { ctx.run = [&ctx, t] { return info(ctx, t->target, t->dir, t->source); }; });
 
   auto* run_cmd = app.add_subcommand("run", "Run an app: a folder, a channel, or a link in the local store");
-  run_cmd->add_option("TARGET", t->target, "An app folder, a channel of the app in --dir, or a p2p:// link")->required();
+  run_cmd->add_option("TARGET", t->target, "An app folder, a channel of the app in --dir, or a p2p:// link");
   run_cmd->add_option("ARGS", t->args, "Arguments for the app (after --)");
   run_cmd->add_option("--dir", t->dir, "The app folder for a channel (default: the current one)");
   run_cmd->add_option("--port", t->port, "Port for a web app (default: any free port)");
   run_cmd->add_option("--out", t->out, "Where to put a dataset (default: the cache folder)");
-  run_cmd->callback([&ctx, t] { ctx.run = [&ctx, t] { return run(ctx, t->target, t->dir, t->args, t->port, t->out); }; });
+  add_remote_options(run_cmd, t->source.remote);
+  run_cmd->callback([&ctx, t] {
+    ctx.run = [&ctx, t] { return run(ctx, t->target, t->dir, t->args, t->port, t->out, t->source); };
+  });
 }
 
 }  // namespace p2p::cli

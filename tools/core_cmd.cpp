@@ -186,6 +186,33 @@ int get(Context& ctx, const std::string& target, uint64_t index, const RemoteOpt
   return std::cout ? kOk : kFailure;
 }
 
+int download(Context& ctx, const std::string& target, const RemoteOptions& r, uint64_t start,
+             std::optional<uint64_t> end) {
+  if (!r.active()) return ctx.fail(invalid_argument("download needs --peer HOST:PORT (where to fetch from)"));
+  int64_t started = now_ms();
+  auto src = open_source(ctx, target, r);
+  if (!src.ok()) return ctx.fail(src.status());
+  Core& core = *src->core;
+  net::RemoteCore* remote = src->client->remote(core);
+  uint64_t last = std::min(end.value_or(core.length()), core.length());
+  if (start > last) return ctx.fail(invalid_argument("--start is past the end (" + std::to_string(last) + ")"));
+  ProgressBar bar("download " + core.label(), last - start, ctx.progress_allowed());
+  uint64_t before = remote->blocks_fetched();
+  Status s = remote->download(start, last, [&](uint64_t done, uint64_t) { bar.update(done); });
+  uint64_t fetched = remote->blocks_fetched() - before;
+  if (!s.ok()) return ctx.fail(s);
+  int64_t ms = now_ms() - started;
+  if (ctx.json) {
+    ctx.emit({{"key", to_hex(core.key())}, {"length", core.length()}, {"start", start}, {"end", last},
+              {"fetched", fetched}, {"bytes", remote->bytes_fetched()}, {"had", last - start - fetched}, {"ms", ms}});
+  } else {
+    ctx.info("downloaded blocks " + std::to_string(start) + ".." + std::to_string(last) + " of " + core.label() + ": " +
+             std::to_string(fetched) + " fetched, " + std::to_string(last - start - fetched) + " already here (" +
+             std::to_string(ms) + " ms)");
+  }
+  return kOk;
+}
+
 int info(Context& ctx, const std::string& target, const RemoteOptions& r) {
   auto src = open_source(ctx, target, r);
   if (!src.ok()) return ctx.fail(src.status());
@@ -298,6 +325,22 @@ void add_core_commands(CLI::App& app, Context& ctx) {
       if (inf->target.empty() && inf->remote.from.empty()) return ctx.fail(invalid_argument("which core? give CORE or --from LINK"));
       return info(ctx, inf->target, inf->remote);
     };
+  });
+
+  struct DownloadArgs {
+    std::string target;
+    RemoteOptions remote;
+    uint64_t start = 0;
+    std::optional<uint64_t> end;
+  };
+  auto dl = std::make_shared<DownloadArgs>();
+  auto* download_cmd = core->add_subcommand("download", "Fetch a core's blocks from --peer into the local store");
+  download_cmd->add_option("CORE", dl->target, "The core's key (left out with --from)");
+  add_remote_options(download_cmd, dl->remote);
+  download_cmd->add_option("--start", dl->start, "First block (default 0)");
+  download_cmd->add_option("--end", dl->end, "Stop before this block (default: the peer's length)");
+  download_cmd->callback([&ctx, dl] {
+    ctx.run = [&ctx, dl] { return download(ctx, dl->target, dl->remote, dl->start, dl->end); };
   });
 
   auto* list_cmd = core->add_subcommand("list", "List the cores in the local store");
