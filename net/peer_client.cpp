@@ -51,6 +51,8 @@ uint64_t PeerClient::bytes_fetched() const {
 
 Status PeerClient::connection_status() const {
   if (!closed_) return {};
+  if (!closed_why_.ok() && closed_why_.code() != ErrorCode::io)  // we hung up: the peer sent something bad
+    return error(closed_why_.code(), "dropped the peer " + address_ + ": " + closed_why_.message());
   return error(ErrorCode::io, "the peer " + address_ + " closed the connection" +
                                   (closed_why_.ok() ? std::string() : ": " + closed_why_.message()));
 }
@@ -106,6 +108,7 @@ Result<Bytes> RemoteCore::fetch(Core& core, uint64_t index) {
                          : pumped;
   s->set_hooks({});
   P2P_TRY(w);
+  if (!arrived && s->closed()) P2P_TRY(client_.connection_status());
   if (!arrived)
     return not_found("the peer " + client_.address_ + " does not have block " + std::to_string(index) + " of core " +
                      core.label());
