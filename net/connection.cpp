@@ -130,7 +130,11 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void Connection::received(ByteView bytes) {
-  Status s = stream_.receive(bytes, [this](ByteView message) { return mux_.receive(message); });
+  Status s = stream_.receive(bytes, [this](ByteView message) {
+    Status st = mux_.receive(message);
+    if (stream_.output_size() >= kWriteChunk) flush();  // big replies leave as they are made
+    return st;
+  });
   if (s.ok()) s = mux_.drain();
   if (!s.ok()) {
     close(s);
@@ -146,7 +150,12 @@ void Connection::received(ByteView bytes) {
 
 void Connection::flush() {
   if (closed_ || !stream_.has_output()) return;
-  auto* w = new WriteReq{{}, stream_.take_output(), this};
+  Bytes spare;
+  if (!spare_buffers_.empty()) {
+    spare = std::move(spare_buffers_.back());
+    spare_buffers_.pop_back();
+  }
+  auto* w = new WriteReq{{}, stream_.take_output(std::move(spare)), this};
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
   pending_write_ += w->data.size();
@@ -169,6 +178,8 @@ void Connection::on_write(uv_write_t* req, int status) {
   auto* self = static_cast<Connection*>(req->handle->data);
   if (self) {
     self->pending_write_ -= w->data.size();
+    if (self->spare_buffers_.size() < 16 && w->data.capacity() <= 4 * kWriteChunk)
+      self->spare_buffers_.push_back(std::move(w->data));
     if (status != 0 && !self->closed_) self->close(io_error(std::string("write failed: ") + uv_strerror(status)));
     if (!self->closed_ && !self->reading_ && self->pending_write_ < kHighWater / 4) {
       uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), on_alloc, on_read);

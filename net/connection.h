@@ -30,6 +30,8 @@ class Connection {
   };
   // Pending output beyond this stops reading from the peer until it drains.
   static constexpr size_t kHighWater = 8 * 1024 * 1024;
+  // Output is handed to the socket in pieces of about this size.
+  static constexpr size_t kWriteChunk = 1024 * 1024;
   // Handshake must finish within this.
   static constexpr uint64_t kHandshakeTimeoutMs = 10000;
 
@@ -78,6 +80,7 @@ class Connection {
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::string remote_address_;
   std::vector<char> read_buffer_;
+  std::vector<Bytes> spare_buffers_;  // written buffers kept for reuse
   std::vector<std::unique_ptr<ChannelHandler>> sessions_;
 };
 

@@ -1,5 +1,7 @@
 #include "net/peer_client.h"
 
+#include <algorithm>
+
 namespace p2p::net {
 
 Result<std::unique_ptr<PeerClient>> PeerClient::connect(const std::string& address, const crypto::KeyPair& key_pair) {
@@ -121,14 +123,23 @@ Result<Bytes> RemoteCore::fetch(Core& core, uint64_t index) {
 
 Status RemoteCore::download(uint64_t first, uint64_t end,
                             const std::function<void(uint64_t done, uint64_t total)>& progress) {
+  std::vector<uint64_t> indices;
+  end = std::min(end, session_->core().length());
+  for (uint64_t i = first; i < end; i++) indices.push_back(i);
+  return download(std::move(indices), progress);
+}
+
+Status RemoteCore::download(std::vector<uint64_t> indices,
+                            const std::function<void(uint64_t done, uint64_t total)>& progress) {
   CoreSession* s = session_;
   Core& core = s->core();
   std::vector<uint64_t> todo;
   {
     auto reader = core.reader();
     if (!reader.ok()) return reader.status();
-    end = std::min(end, (*reader)->length());
-    for (uint64_t i = first; i < end; i++)
+    std::sort(indices.begin(), indices.end());
+    indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+    for (uint64_t i : indices)
       if (!(*reader)->has(i)) todo.push_back(i);
   }
   uint64_t total = todo.size(), done = 0, missing = 0;
@@ -148,7 +159,10 @@ Status RemoteCore::download(uint64_t first, uint64_t end,
   while (st.ok() && done + missing < total) {
     uint64_t before = done + missing;
     st = wait([&] { return done + missing > before || s->closed(); }, "blocks");
-    if (st.ok() && s->closed()) st = io_error("the peer closed the channel");
+    if (st.ok() && s->closed() && done + missing < total) {
+      st = client_.connection_status();
+      if (st.ok()) st = io_error("the peer closed the channel");
+    }
   }
   s->set_hooks({});
   P2P_TRY(st);

@@ -27,6 +27,9 @@ class RemoteCore : public BlockFetcher {
   // Every block of [first, end) this replica lacks, pipelined; `progress`
   // hears the count done so far.
   Status download(uint64_t first, uint64_t end, const std::function<void(uint64_t done, uint64_t total)>& progress = {});
+  // The same for any set of blocks (sparse reads, fetched in parallel).
+  Status download(std::vector<uint64_t> indices,
+                  const std::function<void(uint64_t done, uint64_t total)>& progress = {});
   uint64_t blocks_fetched() const { return session_->stats().blocks_received; }
   uint64_t bytes_fetched() const { return session_->stats().bytes_received; }
   uint64_t remote_length() const { return session_->remote_length(); }

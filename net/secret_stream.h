@@ -41,8 +41,15 @@ class SecretStream {
   Status send(ByteView plaintext);
 
   // Bytes waiting to be written to the socket; the transport takes them.
-  Bytes take_output() { return std::move(output_); }
+  // `spare` (emptied) becomes the next output buffer, so its memory is reused.
+  Bytes take_output(Bytes spare = {}) {
+    Bytes out = std::move(output_);
+    spare.clear();
+    output_ = std::move(spare);
+    return out;
+  }
   bool has_output() const { return !output_.empty(); }
+  size_t output_size() const { return output_.size(); }
 
  private:
   Status on_frame(ByteView body, const MessageHandler& on_message);

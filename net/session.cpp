@@ -249,16 +249,25 @@ Status CoreSession::on_data(wire::Data m) {
       return error(ErrorCode::verification, "the peer answered a request for block " + std::to_string(p.index) +
                                                 " with block " + std::to_string(m.proof.block->index));
   }
+  inbox_bytes_ += m.proof.block ? m.proof.block->value.size() : 0;
   inbox_.push_back({p, std::move(m)});
   // Upgrades go at once: later requests depend on the new length.
-  if (p.upgrade || inbox_.size() >= kMaxInbox) return flush_inbox();
+  if (p.upgrade || inbox_.size() >= kMaxInbox || inbox_bytes_ >= kMaxInboxBytes) return flush_inbox();
   return {};
+}
+
+Status CoreSession::on_drain() {
+  // Each flush is a durable commit: while many replies are still on their
+  // way, wait for more of them (the window refills at the flush).
+  if (requests_.size() > kWindow / 2) return {};
+  return flush_inbox();
 }
 
 Status CoreSession::flush_inbox() {
   if (inbox_.empty()) return {};
   std::vector<Received> batch = std::move(inbox_);
   inbox_.clear();
+  inbox_bytes_ = 0;
   std::vector<Core::Incoming> items;
   items.reserve(batch.size());
   for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});

@@ -40,6 +40,7 @@ class CoreSession : public ChannelHandler {
   static constexpr size_t kWindow = 1024;
   // Replies applied (verified and stored) in one transaction, at most.
   static constexpr size_t kMaxInbox = 512;
+  static constexpr size_t kMaxInboxBytes = 32 * 1024 * 1024;
 
   CoreSession(Mux& mux, Core& core, const HandshakeResult& handshake, bool initiator);
   ~CoreSession() override;
@@ -75,7 +76,7 @@ class CoreSession : public ChannelHandler {
   Status on_open(uint64_t channel, ByteView remote_handshake) override;
   Status on_message(uint64_t type, ByteView payload) override;
   void on_close() override;
-  Status on_drain() override { return flush_inbox(); }
+  Status on_drain() override;
 
  private:
   struct Pending {
@@ -110,6 +111,7 @@ class CoreSession : public ChannelHandler {
     wire::Data data;
   };
   std::vector<Received> inbox_;  // verified replies waiting to be stored together
+  size_t inbox_bytes_ = 0;
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;
   uint64_t invalid_requests_ = 0;

@@ -1,5 +1,7 @@
 // p2p: one command over the p2p library. Parses arguments, runs the chosen
 // subcommand, and maps the outcome to the documented exit codes.
+#include <malloc.h>
+
 #include <iostream>
 
 #include "core/crypto.h"
@@ -8,6 +10,11 @@
 
 int main(int argc, char** argv) {
   using namespace p2p;
+  // Replication and drive transfers allocate and free many buffers of 64 KiB
+  // to a few MiB; glibc's defaults hand them back to the kernel each time,
+  // and the page faults of getting them again cost more than the copies.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   crypto::init();
   cli::Context ctx;
   CLI::App app{"p2p: signed logs, key-value stores and drives, shared peer to peer\n"
