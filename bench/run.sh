@@ -9,7 +9,7 @@ JS_SRC=${JS_BENCH:-../shared/bench/js}
 [ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-cmake --build build -j"$(nproc)" --target core_bench bee_bench p2p > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench p2p > /dev/null
 
 js=build/bench-js
 if [ ! -d "$js/node_modules" ]; then
@@ -71,6 +71,33 @@ echo "{\"bench\":\"drive\",\"impl\":\"p2p\",\"small_put_ns\":$((t1 - t0)),\"mirr
 rm -rf "$dd"
 fi
 
+# Replication over TCP on loopback: full downloads of 1 KiB and 64 KiB blocks,
+# 100 random blocks in parallel; then one key of a 1,000,000-key bee fetched
+# with 'p2p kv get --from --peer'.
+if want replicate; then
+echo "bench: JavaScript replicate (100000 x 1 KiB, 2000 x 64 KiB)..." >&2
+(cd "$js" && BENCH_NO_SWARM=1 node replicate.js 100000 1024) | tail -n 1 >> "$out"
+(cd "$js" && BENCH_NO_SWARM=1 node replicate.js 2000 65536) | tail -n 1 | sed 's/"bench":"replicate"/"bench":"replicate-64k"/' >> "$out"
+echo "bench: p2p replicate..." >&2
+build/bench/replicate_bench build/p2p 100000 1024 >> "$out"
+build/bench/replicate_bench build/p2p 2000 65536 | sed 's/"bench":"replicate"/"bench":"replicate-64k"/' >> "$out"
+rh=$(mktemp -d)
+awk 'BEGIN { for (i = 0; i < 1000000; i++) printf "key-%08d\tvalue-%d\n", (i * 7919) % 1000000, i }' |
+  P2P_HOME="$rh/w" build/p2p kv import > /dev/null 2>&1
+P2P_HOME="$rh/w" build/p2p seed --listen 127.0.0.1:0 > "$rh/seed.out" 2> /dev/null &
+seed=$!
+for _ in $(seq 100); do grep -q 'on 127' "$rh/seed.out" && break; sleep 0.1; done
+port=$(sed -n 's/.*on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$rh/seed.out")
+bkey=$(P2P_HOME="$rh/w" build/p2p --json kv info | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+t0=$(date +%s%N)
+P2P_HOME="$rh/r" build/p2p kv get --from "$bkey" --peer "127.0.0.1:$port" -v key-00424242 > /dev/null 2> "$rh/get.err"
+t1=$(date +%s%N)
+fetched=$(sed -n 's/^fetched \([0-9]*\) blocks.*/\1/p' "$rh/get.err")
+kill -INT $seed; wait $seed 2> /dev/null
+echo "{\"bench\":\"kv-get-from\",\"impl\":\"p2p\",\"keys\":1000000,\"blocks_fetched\":${fetched:-0},\"total_ns\":$((t1 - t0))}" >> "$out"
+rm -rf "$rh"
+fi
+
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
 if want core; then
 home=$(mktemp -d)
@@ -119,6 +146,20 @@ if jb and cb:
 if kv:
   print(f"\n`p2p kv import` of 1,000,000 keys: peak RSS {kv['import_peak_rss_MB']} MB.")
   print(f"`p2p kv get KEY` on that 1,000,000-key store as a whole process: {kv['get_total_ns'] / kv['get_runs'] / 1e6:.2f} ms mean over {kv['get_runs']} runs (target < 10 ms).")
+
+jr, cr = find("replicate", False), find("replicate", True)
+jr64, cr64 = find("replicate-64k", False), find("replicate-64k", True)
+if jr and cr:
+  print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+  row("replicate: full download, 100,000 x 1 KiB", "MB/s", jr["tcp_full"]["MB_per_s"], cr["tcp_full"]["MB_per_s"], 5)
+  if jr64 and cr64:
+    row("replicate: full download, 2,000 x 64 KiB", "MB/s", jr64["tcp_full"]["MB_per_s"], cr64["tcp_full"]["MB_per_s"], 3)
+  row("replicate: 100 random blocks in parallel", "ms", jr["tcp_sparse"]["connect_to_done_ms"], cr["tcp_sparse"]["connect_to_done_ms"], 3, False)
+kg = find("kv-get-from", True)
+if kg:
+  print(f"\n`p2p kv get --from --peer` of one key in a 1,000,000-key bee: {kg['blocks_fetched']} blocks fetched, "
+        f"{kg['total_ns'] / 1e6:.0f} ms as a whole process (connect, upgrade, B-tree path).")
 
 jd, cd = find("drive-put-get", False), find("drive", True)
 GiB = 1024.0
