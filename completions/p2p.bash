@@ -12,6 +12,7 @@ _p2p() {
       "p2p stage") path="p2p stage" ;;
       "p2p info") path="p2p info" ;;
       "p2p run") path="p2p run" ;;
+      "p2p seed") path="p2p seed" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
       "p2p id export") path="p2p id export" ;;
@@ -19,6 +20,7 @@ _p2p() {
       "p2p core append") path="p2p core append" ;;
       "p2p core get") path="p2p core get" ;;
       "p2p core info") path="p2p core info" ;;
+      "p2p core download") path="p2p core download" ;;
       "p2p core list") path="p2p core list" ;;
       "p2p core verify") path="p2p core verify" ;;
       "p2p kv put") path="p2p kv put" ;;
@@ -41,19 +43,20 @@ _p2p() {
   done
   local words
   case "$path" in
-    "p2p") words="id core kv drive init stage info run --help -h --version --home --passphrase-file --json --quiet -q" ;;
+    "p2p") words="id core kv drive init stage info run seed --help -h --version --home --passphrase-file --json --quiet -q" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p id export") words="--help -h --plain --home --passphrase-file --json --quiet -q" ;;
     "p2p id import") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
-    "p2p core") words="append get info list verify --help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p core") words="append get info download list verify --help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p core append") words="--help -h --lines --home --passphrase-file --json --quiet -q" ;;
-    "p2p core get") words="--help -h --home --passphrase-file --json --quiet -q" ;;
-    "p2p core info") words="--help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p core get") words="--help -h --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
+    "p2p core info") words="--help -h --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
+    "p2p core download") words="--help -h --peer --from --verbose -v --start --end --home --passphrase-file --json --quiet -q" ;;
     "p2p core list") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p core verify") words="--help -h --home --passphrase-file --json --quiet -q" ;;
-    "p2p kv") words="put get del list export import version diff history info --help -h --db --key --home --passphrase-file --json --quiet -q" ;;
+    "p2p kv") words="put get del list export import version diff history info --help -h --db --key --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
     "p2p kv put") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p kv get") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
     "p2p kv del") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
@@ -64,7 +67,7 @@ _p2p() {
     "p2p kv diff") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p kv history") words="--help -h --since --reverse --limit --home --passphrase-file --json --quiet -q" ;;
     "p2p kv info") words="--help -h --home --passphrase-file --json --quiet -q" ;;
-    "p2p drive") words="put get ls rm info mirror --help -h --drive --key --home --passphrase-file --json --quiet -q" ;;
+    "p2p drive") words="put get ls rm info mirror --help -h --drive --key --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
     "p2p drive put") words="--help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p drive get") words="--help -h --at --home --passphrase-file --json --quiet -q" ;;
     "p2p drive ls") words="--help -h -l --recursive -r --at --home --passphrase-file --json --quiet -q" ;;
@@ -73,8 +76,9 @@ _p2p() {
     "p2p drive mirror") words="--help -h --to-drive --to-folder --path --prune --dry-run --ignore --at --home --passphrase-file --json --quiet -q" ;;
     "p2p init") words="--help -h --type --name --home --passphrase-file --json --quiet -q" ;;
     "p2p stage") words="--help -h --dry-run --home --passphrase-file --json --quiet -q" ;;
-    "p2p info") words="--help -h --dir --home --passphrase-file --json --quiet -q" ;;
-    "p2p run") words="--help -h --dir --port --out --home --passphrase-file --json --quiet -q" ;;
+    "p2p info") words="--help -h --dir --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
+    "p2p run") words="--help -h --dir --port --out --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
+    "p2p seed") words="--help -h --listen --allow --home --passphrase-file --json --quiet -q" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur"))
