@@ -143,6 +143,14 @@ void Connection::received(ByteView bytes) {
   if (stream_.established() && !was_established_) {
     was_established_ = true;
     uv_timer_stop(timer_);
+    uv_timer_start(
+        timer_,
+        [](uv_timer_t* t) {
+          auto* self = static_cast<Connection*>(t->data);
+          if (!self || self->closed_ || uv_now(self->loop_) - self->last_write_ms_ < kKeepAliveMs) return;
+          if (self->stream_.send({}).ok()) self->flush();
+        },
+        kKeepAliveMs, kKeepAliveMs);
     if (hooks_.on_established) hooks_.on_established();
   }
   flush();
@@ -160,6 +168,7 @@ void Connection::flush() {
   uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
   pending_write_ += w->data.size();
   bytes_out_ += w->data.size();
+  last_write_ms_ = uv_now(loop_);
   int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &buf, 1, on_write);
   if (rc != 0) {
     pending_write_ -= w->data.size();

@@ -32,6 +32,9 @@ class Connection {
   static constexpr size_t kHighWater = 8 * 1024 * 1024;
   // Output is handed to the socket in pieces of about this size.
   static constexpr size_t kWriteChunk = 1024 * 1024;
+  // An empty message goes out after this much outgoing silence, as
+  // secret-stream's keep-alive does (hyperdht uses the same 5 s).
+  static constexpr uint64_t kKeepAliveMs = 5000;
   // Handshake must finish within this.
   static constexpr uint64_t kHandshakeTimeoutMs = 10000;
 
@@ -77,6 +80,7 @@ class Connection {
   bool reading_ = false;
   bool was_established_ = false;
   size_t pending_write_ = 0;
+  uint64_t last_write_ms_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::string remote_address_;
   std::vector<char> read_buffer_;

@@ -19,13 +19,19 @@ for i in range(3000): sys.stdout.write(('%06d' % i) * 170 + '\n')" | "$P2P" --ho
 KEY=$("$P2P" --home "$S" --json core info data | json_field key)
 block() { python3 -c "import sys; sys.stdout.write(('%06d' % $1) * 170)"; }
 
-"$P2P" --home "$S" seed data --listen 127.0.0.1:0 > "$T/seed.out" 2> "$T/seed.err" &
+# An app staged on the seeder's machine, to run elsewhere.
+app="$T/app"
+"$P2P" --home "$S" -q init "$app"
+printf '#!/bin/sh\necho "remote args: $*"\nexit 5\n' > "$app/main.sh"
+LINK=$(cd "$app" && "$P2P" --home "$S" --json stage 2> /dev/null | json_field link)
+
+"$P2P" --home "$S" seed data "$LINK" --listen 127.0.0.1:0 > "$T/seed.out" 2> "$T/seed.err" &
 SEED=$!
 PIDS+=($SEED)
 for _ in $(seq 1 100); do grep -q 'on 127.0.0.1:' "$T/seed.out" && break; sleep 0.1; done
 PORT=$(sed -n 's/.*on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/seed.out")
 ADDR="127.0.0.1:$PORT"
-expect_grep "seeding 1 core on 127.0.0.1:" "$T/seed.out" "seed reports where it listens"
+expect_grep "seeding 3 cores on 127.0.0.1:" "$T/seed.out" "seed reports where it listens (a core, an app's two)"
 
 # --- a good reader ----------------------------------------------------------
 R="$T/reader"
@@ -42,6 +48,13 @@ expect_exit 1 "nobody listening" -- "$P2P" --home "$R" core get "$KEY" 0 --peer 
 expect_grep "cannot connect" "$T/err" "the message says the connection failed"
 expect_exit 2 "--from without --peer is a usage error" -- "$P2P" --home "$R" core get --from "$KEY" 0
 expect_exit 2 "a bad address" -- "$P2P" --home "$R" core get "$KEY" 0 --peer nonsense
+
+# --- an app staged and seeded elsewhere runs here --------------------------
+expect_exit 0 "info of a remote app" -- "$P2P" --home "$R" --json info "$LINK" --peer "$ADDR"
+expect_eq "$(json_field files < "$T/out")" "2" "the remote app's files"
+expect_exit 5 "run a remote app" -- "$P2P" --home "$R" run "$LINK" --peer "$ADDR" -- z
+expect_eq "$(cat "$T/out")" "remote args: z" "the remote app ran with its arguments"
+expect_exit 5 "the app runs offline afterwards" -- "$P2P" --home "$R" run "$LINK" -- w
 
 # --- garbage on the wire: the seeder drops the peer and goes on -------------
 raw() {  # raw MODE: connect and send something broken
