@@ -92,7 +92,7 @@ bkey=$(P2P_HOME="$rh/w" build/p2p --json kv info | python3 -c 'import json,sys; 
 t0=$(date +%s%N)
 P2P_HOME="$rh/r" build/p2p kv get --from "$bkey" --peer "127.0.0.1:$port" -v key-00424242 > /dev/null 2> "$rh/get.err"
 t1=$(date +%s%N)
-fetched=$(sed -n 's/^fetched \([0-9]*\) blocks.*/\1/p' "$rh/get.err")
+fetched=$(sed -n 's/^fetched \([0-9]*\) block.*/\1/p' "$rh/get.err")
 kill -INT $seed; wait $seed 2> /dev/null
 echo "{\"bench\":\"kv-get-from\",\"impl\":\"p2p\",\"keys\":1000000,\"blocks_fetched\":${fetched:-0},\"total_ns\":$((t1 - t0))}" >> "$out"
 rm -rf "$rh"

@@ -148,6 +148,7 @@ Status Core::load(storage::ReadTxn& txn) {
   state_ = std::move(h->state);
   roots_ = std::move(*roots);
   stored_ = true;
+  header_raw_ = to_bytes(*raw);
   return {};
 }
 
@@ -165,7 +166,10 @@ Result<std::vector<merkle::Node>> Core::load_roots(storage::ReadTxn& txn, uint64
 Status Core::refresh() {
   auto txn = store_.read();
   if (!txn.ok()) return txn.status();
-  if (!stored_ && !(*txn)->get(storage::Table::cores, key_)) return {};  // a replica still empty
+  auto raw = (*txn)->get(storage::Table::cores, key_);
+  if (!stored_ && !raw) return {};  // a replica still empty
+  if (raw && stored_ && raw->size() == header_raw_.size() && std::equal(raw->begin(), raw->end(), header_raw_.begin()))
+    return {};  // unchanged: nothing to reload or re-verify
   return load(**txn);
 }
 

@@ -152,6 +152,7 @@ class Core {
   std::optional<crypto::KeyPair> key_pair_;
   uint64_t local_id_ = 0;
   bool stored_ = false;  // the header exists in the store
+  Bytes header_raw_;     // the stored header last loaded (refresh() skips an unchanged one)
   BlockFetcher* fetcher_ = nullptr;
   CoreState state_;
   std::vector<merkle::Node> roots_;

@@ -130,11 +130,17 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void Connection::received(ByteView bytes) {
-  Status s = stream_.receive(bytes, [this](ByteView message) {
-    Status st = mux_.receive(message);
-    if (stream_.output_size() >= kWriteChunk) flush();  // big replies leave as they are made
-    return st;
-  });
+  // Replies pile up faster than the peer reads them: stop parsing (and
+  // reading) until the socket drains, so a flood of requests costs bounded memory.
+  auto backlogged = [this] { return pending_write_ > kHighWater; };
+  Status s = stream_.receive(
+      bytes,
+      [this](ByteView message) {
+        Status st = mux_.receive(message);
+        if (stream_.output_size() >= kWriteChunk) flush();  // big replies leave as they are made
+        return st;
+      },
+      backlogged);
   if (s.ok()) s = mux_.drain();
   if (!s.ok()) {
     close(s);
@@ -191,8 +197,11 @@ void Connection::on_write(uv_write_t* req, int status) {
       self->spare_buffers_.push_back(std::move(w->data));
     if (status != 0 && !self->closed_) self->close(io_error(std::string("write failed: ") + uv_strerror(status)));
     if (!self->closed_ && !self->reading_ && self->pending_write_ < kHighWater / 4) {
-      uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), on_alloc, on_read);
-      self->reading_ = true;
+      if (self->stream_.has_input()) self->received({});  // what was parsed no further
+      if (!self->closed_ && !self->reading_ && self->pending_write_ <= kHighWater) {
+        uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), on_alloc, on_read);
+        self->reading_ = true;
+      }
     }
   }
   delete w;

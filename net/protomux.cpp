@@ -12,6 +12,16 @@ namespace {
 constexpr size_t kMaxProtocolName = 256;
 constexpr size_t kMaxChannelIdSize = 256;
 constexpr uint64_t kMaxRemoteId = 1u << 30;
+// One batched message can be as large as a whole frame (a 16 MiB block).
+constexpr size_t kMaxEntry = (1u << 24) - 1;
+
+bool tracing() {
+  static const bool on = [] {
+    const char* v = std::getenv("P2P_TRACE");
+    return v && *v && std::string(v) != "0";
+  }();
+  return on;
+}
 
 Status malformed(const std::string& what) { return corruption("protomux: " + what); }
 
@@ -120,7 +130,7 @@ void Mux::shutdown() {
 }
 
 Status Mux::receive(ByteView frame) {
-  if (std::getenv("P2P_TRACE"))
+  if (tracing())
     std::fprintf(stderr, "[p2p] mux <- %s\n", to_hex(frame.subspan(0, std::min<size_t>(frame.size(), 40))).c_str());
   enc::Decoder d(frame);
   uint64_t channel = d.uint();
@@ -137,7 +147,7 @@ Status Mux::on_control(uint64_t type, ByteView rest) {
     case 0: {  // batch
       uint64_t channel = d.uint();
       while (d.ok() && !d.done()) {
-        ByteView entry = d.buffer(kMaxBatch);
+        ByteView entry = d.buffer(kMaxEntry);
         if (!d.ok()) break;
         if (entry.empty()) {
           channel = d.uint();

@@ -49,7 +49,7 @@ Status SecretStream::start() {
   return {};
 }
 
-Status SecretStream::receive(ByteView bytes, const MessageHandler& on_message) {
+Status SecretStream::receive(ByteView bytes, const MessageHandler& on_message, const std::function<bool()>& pause) {
   // Parse straight from `bytes` when nothing is buffered (the common case).
   ByteView in = bytes;
   if (!input_.empty()) {
@@ -57,7 +57,7 @@ Status SecretStream::receive(ByteView bytes, const MessageHandler& on_message) {
     in = input_;
   }
   size_t pos = 0;
-  while (in.size() - pos >= 3) {
+  while (in.size() - pos >= 3 && !(pause && pause())) {
     size_t len = in[pos] | (in[pos + 1] << 8) | (static_cast<size_t>(in[pos + 2]) << 16);
     if (in.size() - pos - 3 < len) break;
     Status s = on_frame(in.subspan(pos + 3, len), on_message);

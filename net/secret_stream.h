@@ -35,7 +35,10 @@ class SecretStream {
   // Raw bytes from the peer. Each complete plaintext message goes to
   // `on_message` (empty keep-alives are dropped). An error means the peer
   // broke the protocol: the connection must be closed.
-  Status receive(ByteView bytes, const MessageHandler& on_message);
+  // When `pause` turns true between messages, the rest stays buffered until
+  // the next call (which may pass no new bytes).
+  Status receive(ByteView bytes, const MessageHandler& on_message, const std::function<bool()>& pause = {});
+  bool has_input() const { return !input_.empty(); }
   // Encrypts one message (queued until the handshake is done). An empty
   // message is a keep-alive.
   Status send(ByteView plaintext);

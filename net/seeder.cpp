@@ -58,6 +58,10 @@ struct Seeder::Impl {
     return {};
   }
 
+  bool allowed(const Key32& remote) const {
+    return options.allow.empty() || std::find(options.allow.begin(), options.allow.end(), remote) != options.allow.end();
+  }
+
   Core* find(ByteView discovery_key) {
     if (discovery_key.size() != 32) return nullptr;
     Hash32 dk;
@@ -97,6 +101,7 @@ struct Seeder::Impl {
     bool* established = new bool(false);
     c->mux().on_pair([this, c](const std::string& protocol, ByteView id) {
       if (protocol != kHypercoreProtocol && protocol != "hypercore") return;
+      if (!allowed(c->handshake().remote_public_key)) return;  // (closed once the handshake is reported)
       Core* core = find(id);
       if (!core) return;
       auto session = std::make_unique<CoreSession>(c->mux(), *core, c->handshake(), c->initiator());
@@ -106,9 +111,7 @@ struct Seeder::Impl {
     });
     c->set_hooks({[this, c, established] {
                     *established = true;
-                    const Key32& remote = c->handshake().remote_public_key;
-                    if (!options.allow.empty() &&
-                        std::find(options.allow.begin(), options.allow.end(), remote) == options.allow.end()) {
+                    if (!allowed(c->handshake().remote_public_key)) {
                       SeedEvent e = event_for(SeedEvent::refused, *c);
                       e.reason = "its key is not in the --allow list";
                       report(e);
@@ -129,23 +132,19 @@ struct Seeder::Impl {
     if (Status s = c->start(); !s.ok()) c->close(s);
   }
 
-  // Other processes may have appended: tell the peers of cores that grew.
+  // Other processes may have appended: every session compares its core's
+  // length with what it last told its peer (a refresh is one header read).
   void tick() {
     for (Connection* d : dead)
       connections.remove_if([d](const std::unique_ptr<Connection>& c) { return c.get() == d; });
     dead.clear();
-    std::map<Core*, bool> grew;
-    for (auto& [dk, core] : cores) {
-      uint64_t before = core->length();
-      if (core->refresh().ok() && core->length() != before) grew[core.get()] = true;
-    }
-    if (grew.empty()) return;
     for (auto& c : connections) {
       if (c->closed()) continue;
       for (auto& h : c->sessions()) {
-        auto& s = static_cast<CoreSession&>(*h);
-        if (!grew.count(&s.core())) continue;
-        if (Status st = s.notify_length(); !st.ok()) c->close(st);
+        if (Status st = static_cast<CoreSession&>(*h).notify_length(); !st.ok()) {
+          c->close(st);
+          break;
+        }
       }
       c->flush_output();
     }

@@ -274,11 +274,14 @@ Status CoreSession::flush_inbox() {
   std::vector<bool> applied;
   Status s = core_.apply(items, applied);
   if (!s.ok()) return error(s.code(), "core " + core_.label() + ": " + s.message());
-  for (const Received& r : batch) {
+  for (size_t i = 0; i < batch.size(); i++) {
+    const Received& r = batch[i];
     if (r.data.proof.block) {
       uint64_t index = r.data.proof.block->index;
-      stats_.blocks_received++;
-      stats_.bytes_received += r.data.proof.block->value.size();
+      if (applied[i]) {  // (a stale duplicate stores nothing and is not counted)
+        stats_.blocks_received++;
+        stats_.bytes_received += r.data.proof.block->value.size();
+      }
       queued_or_inflight_.erase(index);
       if (hooks_.on_block) hooks_.on_block(index);
     }

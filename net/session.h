@@ -110,7 +110,7 @@ class CoreSession : public ChannelHandler {
     Pending request;
     wire::Data data;
   };
-  std::vector<Received> inbox_;  // verified replies waiting to be stored together
+  std::vector<Received> inbox_;  // replies waiting to be verified and stored together
   size_t inbox_bytes_ = 0;
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;

@@ -299,7 +299,7 @@ void add_app_commands(CLI::App& app, Context& ctx) {
   add_remote_options(info_cmd, t->source.remote);
   info_cmd->callback([&ctx, t] { ctx.run = [&ctx, t] { return info(ctx, t->target, t->dir, t->source); }; });
 
-  auto* run_cmd = app.add_subcommand("run", "Run an app: a folder, a channel, or a link in the local store");
+  auto* run_cmd = app.add_subcommand("run", "Run an app: a folder, a channel, or a link (from the local store or --peer)");
   run_cmd->add_option("TARGET", t->target, "An app folder, a channel of the app in --dir, or a p2p:// link");
   run_cmd->add_option("ARGS", t->args, "Arguments for the app (after --)");
   run_cmd->add_option("--dir", t->dir, "The app folder for a channel (default: the current one)");

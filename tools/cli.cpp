@@ -183,7 +183,8 @@ Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
 
 void report_fetched(Context& ctx, const RemoteOptions& r, const net::PeerClient& client, int64_t started_ms) {
   if (!r.verbose || ctx.quiet) return;
-  std::cerr << "fetched " << client.blocks_fetched() << " blocks (" << client.bytes_fetched() << " bytes) from "
+  uint64_t n = client.blocks_fetched();
+  std::cerr << "fetched " << n << (n == 1 ? " block (" : " blocks (") << client.bytes_fetched() << " bytes) from "
             << client.address() << " in " << (now_ms() - started_ms) << " ms\n";
 }
 

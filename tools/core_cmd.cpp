@@ -196,9 +196,12 @@ int download(Context& ctx, const std::string& target, const RemoteOptions& r, ui
   net::RemoteCore* remote = src->client->remote(core);
   uint64_t last = std::min(end.value_or(core.length()), core.length());
   if (start > last) return ctx.fail(invalid_argument("--start is past the end (" + std::to_string(last) + ")"));
-  ProgressBar bar("download " + core.label(), last - start, ctx.progress_allowed());
+  // The bar counts bytes: the whole core's when the range is all of it.
+  uint64_t expected_bytes = start == 0 && last == core.length() ? core.byte_length() : 0;
+  ProgressBar bar("download " + core.label(), expected_bytes, ctx.progress_allowed());
   uint64_t before = remote->blocks_fetched();
-  Status s = remote->download(start, last, [&](uint64_t done, uint64_t) { bar.update(done); });
+  uint64_t bytes_before = remote->bytes_fetched();
+  Status s = remote->download(start, last, [&](uint64_t, uint64_t) { bar.update(remote->bytes_fetched() - bytes_before); });
   uint64_t fetched = remote->blocks_fetched() - before;
   if (!s.ok()) return ctx.fail(s);
   int64_t ms = now_ms() - started;

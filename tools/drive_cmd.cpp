@@ -181,7 +181,7 @@ int get(Context& ctx, DriveOptions& o, const std::string& path, const std::optio
 int ls(Context& ctx, DriveOptions& o, const std::string& path, bool long_format, bool recursive) {
   auto drive = open_drive(ctx, o, false);
   if (!drive.ok()) {
-    if (drive.status().is_not_found() && o.key.empty()) return kOk;  // a drive never written is empty
+    if (drive.status().is_not_found() && o.key.empty() && !o.remote.active()) return kOk;  // a drive never written is empty
     return ctx.fail(drive.status());
   }
   Drive& d = **drive;
@@ -276,12 +276,12 @@ int info(Context& ctx, DriveOptions& o) {
                       {"version", o.at ? o.at : *version}, {"files", files},
                       {"bytes", bytes},                 {"blobsKey", to_hex(d.blobs().key())},
                       {"writable", d.writable()}};
-  if (o.key.empty()) j["drive"] = o.name;
+  if (o.key.empty() && !o.remote.active()) j["drive"] = o.name;
   if (ctx.json) {
     ctx.emit(j);
     return kOk;
   }
-  if (o.key.empty()) std::cout << "drive:         " << o.name << "\n";
+  if (o.key.empty() && !o.remote.active()) std::cout << "drive:         " << o.name << "\n";
   std::cout << "key:           " << j["id"].get<std::string>() << "\n"
             << "key (hex):     " << j["key"].get<std::string>() << "\n"
             << "link:          " << j["link"].get<std::string>() << "\n"

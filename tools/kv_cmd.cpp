@@ -290,7 +290,7 @@ int version(Context& ctx, const KvOptions& o) {
     auto got = b->bee->version();
     if (!got.ok()) return ctx.fail(got.status());
     v = *got;
-  } else if (!(b.status().is_not_found() && o.key.empty())) {
+  } else if (!(b.status().is_not_found() && o.key.empty() && !o.remote.active())) {
     return ctx.fail(b.status());
   }
   if (ctx.json) ctx.emit({{"version", v}});
@@ -360,7 +360,7 @@ int info(Context& ctx, const KvOptions& o) {
     ctx.emit(d);
     return kOk;
   }
-  if (o.key.empty()) std::cout << "db:            " << o.db << "\n";
+  if (o.key.empty() && !o.remote.active()) std::cout << "db:            " << o.db << "\n";
   std::cout << "key:           " << d["id"].get<std::string>() << "\n"
             << "key (hex):     " << d["key"].get<std::string>() << "\n"
             << "link:          " << d["link"].get<std::string>() << "\n"

@@ -1,4 +1,5 @@
 // p2p seed: serve cores, bees and drives to peers that connect over TCP.
+#include <algorithm>
 #include <iostream>
 
 #include "core/identity.h"
@@ -54,7 +55,7 @@ void print_event(Context& ctx, const net::SeedEvent& e, size_t cores) {
       std::cout << "peer " << e.address << " refused: " << e.reason << std::endl;
       break;
     case net::SeedEvent::disconnected:
-      std::cout << "peer " << e.address << " left: sent " << e.blocks_sent << " blocks (" << human_bytes(e.bytes_sent)
+      std::cout << "peer " << e.address << " left: sent " << e.blocks_sent << (e.blocks_sent == 1 ? " block (" : " blocks (") << human_bytes(e.bytes_sent)
                 << "), " << human_bytes(e.bytes_out) << " out, " << human_bytes(e.bytes_in) << " in";
       if (!e.reason.empty()) std::cout << " (" << e.reason << ")";
       std::cout << std::endl;
@@ -75,7 +76,8 @@ int seed(Context& ctx, const SeedArgs& a) {
   for (const std::string& target : a.targets) {
     auto keys = (*home)->cores_to_share(target);
     if (!keys.ok()) return ctx.fail(keys.status());
-    options.cores.insert(options.cores.end(), keys->begin(), keys->end());
+    for (const Key32& k : *keys)
+      if (std::find(options.cores.begin(), options.cores.end(), k) == options.cores.end()) options.cores.push_back(k);
   }
   size_t count = options.cores.size();
   if (options.cores.empty()) {

@@ -159,6 +159,9 @@ int attack(const std::string& address, const std::string& key_text, const std::s
   (*conn)->flush_output();
   net::run_until(&loop, [&] { return closed; }, 10000);
   std::cout << (closed ? "disconnected" : "still connected") << std::endl;
+  conn->reset();
+  uv_run(&loop, UV_RUN_NOWAIT);  // lets the handles finish closing
+  uv_loop_close(&loop);
   return closed ? 0 : 1;
 }
 
