@@ -35,6 +35,7 @@ struct Seeder::Impl {
   std::list<std::unique_ptr<Connection>> connections;
   std::vector<Connection*> dead;
   bool stopping = false;
+  uint64_t last_scan_ms = 0;
 
   Impl(storage::Store& s, const crypto::KeyPair& kp, SeedOptions o, Report r)
       : store(s), key_pair(kp), options(std::move(o)), report(std::move(r)) {
@@ -67,7 +68,10 @@ struct Seeder::Impl {
     Hash32 dk;
     std::copy(discovery_key.begin(), discovery_key.end(), dk.begin());
     auto it = cores.find(dk);
-    if (it == cores.end() && options.cores.empty()) {  // serving everything: a core made since start?
+    // Serving everything: a core made since start? (Rescanning the store is
+    // not free, so unknown keys trigger it at most once a second.)
+    if (it == cores.end() && options.cores.empty() && uv_now(&loop) - last_scan_ms >= 1000) {
+      last_scan_ms = uv_now(&loop);
       if (load_cores().ok()) it = cores.find(dk);
     }
     return it == cores.end() ? nullptr : it->second.get();
