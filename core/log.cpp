@@ -266,8 +266,20 @@ class CoreReaderImpl : public CoreReader {
     if (first + count > state_.length || first + count < first)
       return not_found("blocks " + std::to_string(first) + ".." + std::to_string(first + count) +
                        " are beyond the length (" + std::to_string(state_.length) + ")");
-    if (core_.fetcher_) return CoreReader::get_range(first, count);
-    return checked_range(*txn_, core_.local_id_, first, count, [this] { return core_.label(); });
+    bool complete = true;
+    for (uint64_t i = first; i < first + count && complete; i++) complete = has(i);
+    if (complete || !core_.fetcher_)
+      return checked_range(*txn_, core_.local_id_, first, count, [this] { return core_.label(); });
+    // Some are on a peer: fetch the range in one go (this snapshot cannot
+    // see them once stored, so the reader keeps the fetched copies).
+    auto fetched = core_.fetcher_->fetch_range(core_, first, count);
+    if (!fetched.ok()) return fetched.status();
+    std::vector<ByteView> out;
+    for (Bytes& b : *fetched) {
+      fetched_.push_back(std::move(b));
+      out.push_back(fetched_.back());
+    }
+    return out;
   }
   bool has(uint64_t index) override {
     return index < state_.length && txn_->get(storage::Table::blocks, storage::pair_key(core_.local_id_, index));
@@ -290,6 +302,16 @@ class CoreReaderImpl : public CoreReader {
   CoreState state_;
   std::deque<Bytes> fetched_;
 };
+
+Result<std::vector<Bytes>> BlockFetcher::fetch_range(Core& core, uint64_t first, uint64_t count) {
+  std::vector<Bytes> out;
+  for (uint64_t i = first; i < first + count; i++) {
+    auto b = fetch(core, i);
+    if (!b.ok()) return b.status();
+    out.push_back(std::move(*b));
+  }
+  return out;
+}
 
 Result<merkle::Proof> CoreReader::proof(const merkle::ProofRequest&) {
   return error(ErrorCode::unsupported, "this reader cannot make proofs");

@@ -45,6 +45,8 @@ class BlockFetcher {
  public:
   virtual ~BlockFetcher() = default;
   virtual Result<Bytes> fetch(Core& core, uint64_t index) = 0;
+  // `count` blocks from `first` (a fetcher that can, asks for them all at once).
+  virtual Result<std::vector<Bytes>> fetch_range(Core& core, uint64_t first, uint64_t count);
 };
 
 // One write transaction on a core: blocks appended through it are readable

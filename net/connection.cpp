@@ -126,6 +126,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
     return;
   }
   self->bytes_in_ += static_cast<uint64_t>(n);
+  self->last_read_ms_ = uv_now(self->loop_);
   self->received(ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n)));
 }
 
@@ -153,7 +154,13 @@ void Connection::received(ByteView bytes) {
         timer_,
         [](uv_timer_t* t) {
           auto* self = static_cast<Connection*>(t->data);
-          if (!self || self->closed_ || uv_now(self->loop_) - self->last_write_ms_ < kKeepAliveMs) return;
+          if (!self || self->closed_) return;
+          uint64_t now = uv_now(self->loop_);
+          if (now - self->last_read_ms_ >= kIdleTimeoutMs) {
+            self->close(io_error("nothing from the peer for " + std::to_string(kIdleTimeoutMs / 1000) + " s"));
+            return;
+          }
+          if (now - self->last_write_ms_ < kKeepAliveMs) return;
           if (self->stream_.send({}).ok()) self->flush();
         },
         kKeepAliveMs, kKeepAliveMs);

@@ -35,6 +35,8 @@ class Connection {
   // An empty message goes out after this much outgoing silence, as
   // secret-stream's keep-alive does (hyperdht uses the same 5 s).
   static constexpr uint64_t kKeepAliveMs = 5000;
+  // A peer silent this long is gone (live peers send keep-alives every 5 s).
+  static constexpr uint64_t kIdleTimeoutMs = 120000;
   // Handshake must finish within this.
   static constexpr uint64_t kHandshakeTimeoutMs = 10000;
 
@@ -81,6 +83,7 @@ class Connection {
   bool was_established_ = false;
   size_t pending_write_ = 0;
   uint64_t last_write_ms_ = 0;
+  uint64_t last_read_ms_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::string remote_address_;
   std::vector<char> read_buffer_;

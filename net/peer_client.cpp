@@ -121,6 +121,22 @@ Result<Bytes> RemoteCore::fetch(Core& core, uint64_t index) {
   return block;
 }
 
+Result<std::vector<Bytes>> RemoteCore::fetch_range(Core& core, uint64_t first, uint64_t count) {
+  P2P_TRY(download(first, first + count));
+  // Stored now: read them back through a fresh snapshot.
+  core.set_fetcher(nullptr);
+  std::vector<Bytes> out;
+  Status s;
+  for (uint64_t i = first; i < first + count && s.ok(); i++) {
+    auto b = core.get(i);
+    if (b.ok()) out.push_back(std::move(*b));
+    else s = b.status();
+  }
+  core.set_fetcher(this);
+  if (!s.ok()) return s;
+  return out;
+}
+
 Status RemoteCore::download(uint64_t first, uint64_t end,
                             const std::function<void(uint64_t done, uint64_t total)>& progress) {
   std::vector<uint64_t> indices;

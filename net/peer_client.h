@@ -24,6 +24,8 @@ class RemoteCore : public BlockFetcher {
   Result<uint64_t> update();
   // One block, fetched and stored (Core's readers call this for missing blocks).
   Result<Bytes> fetch(Core& core, uint64_t index) override;
+  // The missing ones of `count` blocks from `first`, requested together.
+  Result<std::vector<Bytes>> fetch_range(Core& core, uint64_t first, uint64_t count) override;
   // Every block of [first, end) this replica lacks, pipelined; `progress`
   // hears the count done so far.
   Status download(uint64_t first, uint64_t end, const std::function<void(uint64_t done, uint64_t total)>& progress = {});

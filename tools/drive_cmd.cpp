@@ -24,6 +24,11 @@ struct DriveOptions {
   RemoteOptions remote;  // --peer / --from
   // Set by open_drive with --peer: must outlive the drive's reads.
   std::shared_ptr<net::PeerClient> client;
+  int64_t started_ms = 0;
+  // With -v: what came from the peer (called when a command ends).
+  void report(Context& ctx) const {
+    if (client) report_fetched(ctx, remote, *client, started_ms);
+  }
 };
 
 Result<std::unique_ptr<Drive>> open_drive(Context& ctx, DriveOptions& o, bool write) {
@@ -36,6 +41,7 @@ Result<std::unique_ptr<Drive>> open_drive(Context& ctx, DriveOptions& o, bool wr
       return invalid_argument("give the drive with --key or --from, not both");
     auto key = remote_key(o.remote, o.key);
     if (!key.ok()) return key.status();
+    o.started_ms = now_ms();
     auto client = connect_peer(ctx, o.remote);
     if (!client.ok()) return client.status();
     o.client = std::move(*client);
@@ -352,7 +358,13 @@ void add_drive_commands(CLI::App& app, Context& ctx) {
   get_cmd->add_option("PATH", *path, "A file or folder in the drive")->required();
   get_cmd->add_option("OUT", *out, "Where to write it");
   get_cmd->add_option("--at", o->at, "Read an older VERSION")->check(CLI::PositiveNumber);
-  get_cmd->callback([&ctx, o, path, out] { ctx.run = [&ctx, o, path, out] { return get(ctx, *o, *path, *out); }; });
+  get_cmd->callback([&ctx, o, path, out] {
+    ctx.run = [&ctx, o, path, out] {
+      int rc = get(ctx, *o, *path, *out);
+      o->report(ctx);
+      return rc;
+    };
+  });
 
   auto ls_path = std::make_shared<std::string>("/");
   auto long_format = std::make_shared<bool>(false);
@@ -363,7 +375,11 @@ void add_drive_commands(CLI::App& app, Context& ctx) {
   ls_cmd->add_flag("-r,--recursive", *recursive, "Every file below, with full paths");
   ls_cmd->add_option("--at", o->at, "List an older VERSION")->check(CLI::PositiveNumber);
   ls_cmd->callback([&ctx, o, ls_path, long_format, recursive] {
-    ctx.run = [&ctx, o, ls_path, long_format, recursive] { return ls(ctx, *o, *ls_path, *long_format, *recursive); };
+    ctx.run = [&ctx, o, ls_path, long_format, recursive] {
+      int rc = ls(ctx, *o, *ls_path, *long_format, *recursive);
+      o->report(ctx);
+      return rc;
+    };
   });
 
   auto rm_recursive = std::make_shared<bool>(false);

@@ -25,13 +25,18 @@ app="$T/app"
 printf '#!/bin/sh\necho "remote args: $*"\nexit 5\n' > "$app/main.sh"
 LINK=$(cd "$app" && "$P2P" --home "$S" --json stage 2> /dev/null | tail -n 1 | json_field link)
 
-"$P2P" --home "$S" seed data "$LINK" --listen 127.0.0.1:0 > "$T/seed.out" 2> "$T/seed.err" &
+# A drive with a file of many blocks.
+head -c 3000000 /dev/urandom > "$T/big.bin"
+"$P2P" --home "$S" -q drive put "$T/big.bin" /big.bin
+DRIVE=$("$P2P" --home "$S" --json drive info | json_field key)
+
+"$P2P" --home "$S" seed data "$LINK" default --listen 127.0.0.1:0 > "$T/seed.out" 2> "$T/seed.err" &
 SEED=$!
 PIDS+=($SEED)
 for _ in $(seq 1 100); do grep -q 'on 127.0.0.1:' "$T/seed.out" && break; sleep 0.1; done
 PORT=$(sed -n 's/.*on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/seed.out")
 ADDR="127.0.0.1:$PORT"
-expect_grep "seeding 3 cores on 127.0.0.1:" "$T/seed.out" "seed reports where it listens (a core, an app's two)"
+expect_grep "seeding 5 cores on 127.0.0.1:" "$T/seed.out" "seed reports where it listens (a core, an app's two, a drive's two)"
 
 # --- a good reader ----------------------------------------------------------
 R="$T/reader"
@@ -48,6 +53,13 @@ expect_exit 1 "nobody listening" -- "$P2P" --home "$R" core get "$KEY" 0 --peer 
 expect_grep "cannot connect" "$T/err" "the message says the connection failed"
 expect_exit 2 "--from without --peer is a usage error" -- "$P2P" --home "$R" core get --from "$KEY" 0
 expect_exit 2 "a bad address" -- "$P2P" --home "$R" core get "$KEY" 0 --peer nonsense
+
+# --- a drive's file of many blocks ---------------------------------------------
+expect_exit 0 "drive get --from --peer" -- "$P2P" --home "$R" drive get -v --from "$DRIVE" --peer "$ADDR" /big.bin "$T/big.out"
+expect_grep "fetched [0-9]* blocks" "$T/err" "drive get -v reports what was fetched"
+expect_exit 0 "the file arrived whole" -- cmp "$T/big.bin" "$T/big.out"
+expect_exit 0 "drive ls --from --peer" -- "$P2P" --home "$R" drive ls --from "$DRIVE" --peer "$ADDR"
+expect_eq "$(cat "$T/out")" "big.bin" "the remote drive's listing"
 
 # --- an app staged and seeded elsewhere runs here --------------------------
 expect_exit 0 "info of a remote app" -- "$P2P" --home "$R" --json info "$LINK" --peer "$ADDR"
