@@ -159,32 +159,148 @@ struct IndexedRequest {
 
 class ProofBuilder {
  public:
-  explicit ProofBuilder(NodeSource& tree) : tree_(tree) {}
+  ProofBuilder(NodeSource& tree, uint64_t length) : tree_(tree), head_(2 * length) {}
 
-  Status push(std::vector<Node>& out, uint64_t index) {
+  Result<Node> get(uint64_t index) {
     auto n = tree_.node(index);
     if (!n) return not_found("tree node " + std::to_string(index) + " is not stored");
+    return *n;
+  }
+  Status push(std::vector<Node>& out, uint64_t index) {
+    auto n = get(index);
+    if (!n.ok()) return n.status();
     out.push_back(*n);
     return {};
   }
 
-  // The path from the requested node up to (excluding) `root`: siblings bottom-up.
-  Status node_path(const IndexedRequest& node, uint64_t root) {
-    have_node_path = true;
-    flat::Iterator ite(node.tree_index);
-    if (!node.has_value) P2P_TRY(push(node_nodes, ite.index()));
-    for (size_t guard = 0; ite.index() != root; guard++) {
-      if (guard >= kMaxPathNodes) return invalid_argument("proof path does not reach its root");
+  // ---- seeking (which block holds a byte offset) ----
+
+  static uint64_t unpadded_size(const Node& n, uint64_t padding) {
+    return n.size - padding * flat::count_leaves(n.index);
+  }
+
+  // Bytes before the first block under `index`.
+  Result<uint64_t> byte_offset(uint64_t index) {
+    if (index & 1) index = flat::left_span(index);
+    uint64_t offset = 0, covered = 0;
+    for (uint64_t root : flat::full_roots(head_)) {
+      auto r = get(root);
+      if (!r.ok()) return r.status();
+      covered += 2 * (root - covered + 1);
+      if (index >= covered) {
+        offset += r->size;
+        continue;
+      }
+      flat::Iterator ite(root);
+      for (size_t guard = 0; ite.index() != index; guard++) {
+        if (guard >= kMaxPathNodes) return invalid_argument("byte offset walk does not end");
+        if (index < ite.index()) {
+          ite.left_child();
+        } else {
+          auto left = get(ite.left_child());
+          if (!left.ok()) return left.status();
+          offset += left->size;
+          ite.sibling();
+        }
+      }
+      return offset;
+    }
+    return invalid_argument("node " + std::to_string(index) + " is beyond the tree");
+  }
+
+  // The smallest stored subtree under `root` that starts at or holds byte `bytes` of it.
+  Result<uint64_t> seek_in(uint64_t root, uint64_t bytes, uint64_t padding) {
+    if (bytes == 0) return root;
+    flat::Iterator ite(root);
+    for (size_t guard = 0; ite.index() & 1; guard++) {
+      if (guard >= kMaxPathNodes) return invalid_argument("seek does not end");
+      auto left = tree_.node(ite.left_child());
+      if (!left) {
+        ite.parent();
+        return ite.index();
+      }
+      uint64_t size = unpadded_size(*left, padding);
+      if (size == bytes) return ite.index();
+      if (size > bytes) continue;
+      bytes -= size;
       ite.sibling();
-      P2P_TRY(push(node_nodes, ite.index()));
+    }
+    return ite.index();
+  }
+
+  // Seeking from the start of a tree of head `head`.
+  Result<uint64_t> seek_from_head(uint64_t head, uint64_t bytes, uint64_t padding) {
+    for (uint64_t root : flat::full_roots(head)) {
+      auto r = get(root);
+      if (!r.ok()) return r.status();
+      uint64_t size = unpadded_size(*r, padding);
+      if (bytes == size) return root;
+      if (bytes > size) {
+        bytes -= size;
+        continue;
+      }
+      return seek_in(root, bytes, padding);
+    }
+    return head;
+  }
+
+  // Seeking inside `root`, whose position the requester claims but we check.
+  Result<uint64_t> seek_checked(uint64_t root, uint64_t bytes, uint64_t padding) {
+    auto offset = byte_offset(root);
+    if (!offset.ok()) return offset.status();
+    uint64_t pad = padding * (flat::left_span(root) / 2);
+    if (pad > *offset || *offset - pad > bytes) return invalid_argument("invalid seek");
+    bytes -= *offset - pad;
+    if (bytes == 0) return root;
+    auto node = get(root);
+    if (!node.ok()) return node.status();
+    if (unpadded_size(*node, padding) <= bytes) return invalid_argument("invalid seek");
+    return seek_in(root, bytes, padding);
+  }
+
+  // ---- proof paths ----
+
+  // The seek's subtree root and the siblings from it up to (excluding) `root`.
+  Status seek_path(uint64_t seek_root, uint64_t root) {
+    have_seek_path = true;
+    flat::Iterator ite(seek_root);
+    P2P_TRY(push(seek_nodes, ite.index()));
+    for (size_t guard = 0; ite.index() != root; guard++) {
+      if (guard >= kMaxPathNodes) return invalid_argument("seek path does not reach its root");
+      ite.sibling();
+      P2P_TRY(push(seek_nodes, ite.index()));
       ite.parent();
     }
     return {};
   }
 
-  // Roots and connecting nodes that bring a tree from `from` to `to` (tree heads).
-  Status upgrade_path(const std::optional<IndexedRequest>& node, uint64_t from, uint64_t to,
-                      uint64_t sub_tree, std::vector<Node>& out, bool with_subtree) {
+  // The path from the requested node up to (excluding) `root`: siblings
+  // bottom-up; a sibling holding the seek's subtree is proven by the seek path.
+  Status node_path(const std::optional<IndexedRequest>& node, bool seeking, uint64_t seek_root, uint64_t root) {
+    if (!node) return seek_path(seek_root, root);
+    have_node_path = true;
+    flat::Iterator ite(node->tree_index);
+    if (!node->has_value) P2P_TRY(push(node_nodes, ite.index()));
+    for (size_t guard = 0; ite.index() != root; guard++) {
+      if (guard >= kMaxPathNodes) return invalid_argument("proof path does not reach its root");
+      ite.sibling();
+      if (seeking && ite.contains(seek_root) && ite.index() != seek_root) {
+        P2P_TRY(seek_path(seek_root, ite.index()));
+      } else {
+        P2P_TRY(push(node_nodes, ite.index()));
+      }
+      ite.parent();
+    }
+    return {};
+  }
+
+  // Roots and connecting nodes that bring a tree from `from` to `to` (tree
+  // heads). The root holding `sub_tree` is proven by the node or seek path.
+  Status upgrade_path(const std::optional<IndexedRequest>& node, bool seeking, uint64_t from, uint64_t to,
+                      uint64_t sub_tree, std::vector<Node>& out) {
+    auto proves_sub_tree = [&](const flat::Iterator& ite) {
+      return (node || seeking) && !have_node_path && !have_seek_path && ite.contains(sub_tree);
+    };
     bool started = from == 0;
     flat::Iterator ite(0);
     for (; ite.full_root(to); ite.next_tree()) {
@@ -198,8 +314,8 @@ class ProofBuilder {
           if (guard >= kMaxPathNodes) return invalid_argument("upgrade path does not reach its root");
           ite.sibling();
           if (ite.index() > target) {
-            if (with_subtree && node && !have_node_path && ite.contains(sub_tree)) {
-              P2P_TRY(node_path(*node, ite.index()));
+            if (proves_sub_tree(ite)) {
+              P2P_TRY(node_path(node, seeking, sub_tree, ite.index()));
             } else {
               P2P_TRY(push(out, ite.index()));
             }
@@ -209,9 +325,8 @@ class ProofBuilder {
         continue;
       }
       started = true;
-      // A root that contains the requested node is proven by the node's path instead.
-      if (with_subtree && node && !have_node_path && ite.contains(sub_tree)) {
-        P2P_TRY(node_path(*node, ite.index()));
+      if (proves_sub_tree(ite)) {
+        P2P_TRY(node_path(node, seeking, sub_tree, ite.index()));
         continue;
       }
       P2P_TRY(push(out, ite.index()));
@@ -219,11 +334,12 @@ class ProofBuilder {
     return {};
   }
 
-  std::vector<Node> node_nodes;
-  bool have_node_path = false;
+  std::vector<Node> node_nodes, seek_nodes;
+  bool have_node_path = false, have_seek_path = false;
 
  private:
   NodeSource& tree_;
+  uint64_t head_;
 };
 
 }  // namespace
@@ -248,8 +364,11 @@ Result<Proof> generate_proof(NodeSource& tree, uint64_t length, uint64_t fork, B
     return invalid_argument("invalid upgrade");
   if (from >= to || to > head) return invalid_argument("invalid upgrade");
   if (node && flat::right_span(node->tree_index) >= head) return not_found("requested node is beyond the length");
+  if (req.seek && req.upgrade && node && node->tree_index >= from)
+    return invalid_argument("a seek cannot be combined with a block or hash request above the upgrade's start");
+  const bool seeking = req.seek.has_value();
 
-  ProofBuilder b(tree);
+  ProofBuilder b(tree, length);
   Proof proof;
   proof.fork = fork;
   uint64_t sub_tree = head;
@@ -263,9 +382,21 @@ Result<Proof> generate_proof(NodeSource& tree, uint64_t length, uint64_t fork, B
       if (ite.contains(to)) return invalid_argument("requested nodes are out of bounds");
     }
     sub_tree = ite.index();
-    P2P_TRY(b.node_path(*node, sub_tree));
-  } else if (node && req.upgrade) {
-    sub_tree = node->tree_index;
+    uint64_t seek_root = head;
+    if (seeking) {
+      auto r = b.seek_checked(sub_tree, req.seek->bytes, req.seek->padding);
+      if (!r.ok()) return r.status();
+      seek_root = *r;
+    }
+    P2P_TRY(b.node_path(node, seeking, seek_root, sub_tree));
+  } else if ((node || seeking) && req.upgrade) {
+    if (seeking) {
+      auto r = b.seek_from_head(to, req.seek->bytes, req.seek->padding);
+      if (!r.ok()) return r.status();
+      sub_tree = *r;
+    } else {
+      sub_tree = node->tree_index;
+    }
   }
 
   if (req.upgrade) {
@@ -273,8 +404,8 @@ Result<Proof> generate_proof(NodeSource& tree, uint64_t length, uint64_t fork, B
     up.start = req.upgrade->start;
     up.length = req.upgrade->length;
     up.signature = to_bytes(signature);
-    P2P_TRY(b.upgrade_path(node, from, to, sub_tree, up.nodes, true));
-    if (head > to) P2P_TRY(b.upgrade_path(std::nullopt, to, head, head, up.additional_nodes, false));
+    P2P_TRY(b.upgrade_path(node, seeking, from, to, sub_tree, up.nodes));
+    if (head > to) P2P_TRY(b.upgrade_path(std::nullopt, false, to, head, head, up.additional_nodes));
     proof.upgrade = std::move(up);
   }
 
@@ -285,6 +416,7 @@ Result<Proof> generate_proof(NodeSource& tree, uint64_t length, uint64_t fork, B
     else
       proof.hash = HashProof{req.hash->index, std::move(b.node_nodes)};
   }
+  if (b.have_seek_path) proof.seek = SeekProof{req.seek->bytes, std::move(b.seek_nodes)};
   return proof;
 }
 
@@ -299,9 +431,28 @@ Status check_nodes(const std::vector<Node>& nodes) {
   return {};
 }
 
-// Hash an untrusted block or hash proof up to the subtree root it implies.
+// Hash an untrusted seek, block or hash proof up to the subtree root it implies.
 Result<std::optional<Node>> verify_tree(const Proof& proof, std::vector<Node>& nodes) {
-  if (!proof.block && !proof.hash) return std::optional<Node>{};
+  std::optional<Node> root;
+  if (proof.seek && !proof.seek->nodes.empty()) {
+    // The seek path joins the block path (or stands alone) as one subtree root.
+    const std::vector<Node>& path = proof.seek->nodes;
+    P2P_TRY(check_nodes(path));
+    flat::Iterator ite(path[0].index);
+    NodeQueue q(path, std::nullopt);
+    auto first = q.shift(ite.index());
+    if (!first.ok()) return first.status();
+    root = *first;
+    nodes.push_back(*root);
+    while (q.left() > 0) {
+      auto sib = q.shift(ite.sibling());
+      if (!sib.ok()) return sib.status();
+      root = parent_node(ite.parent(), *root, *sib);
+      nodes.push_back(*sib);
+      nodes.push_back(*root);
+    }
+  }
+  if (!proof.block && !proof.hash) return root;
   const std::vector<Node>& path = proof.block ? proof.block->nodes : proof.hash->nodes;
   P2P_TRY(check_nodes(path));
   uint64_t start = proof.block ? 2 * proof.block->index : proof.hash->index;
@@ -309,24 +460,24 @@ Result<std::optional<Node>> verify_tree(const Proof& proof, std::vector<Node>& n
     return invalid_proof("index out of range");
 
   flat::Iterator ite(start);
-  NodeQueue q(path, std::nullopt);
-  Node root;
+  NodeQueue q(path, root);
+  Node top;
   if (proof.block) {
-    root = leaf_node(proof.block->index, proof.block->value);
+    top = leaf_node(proof.block->index, proof.block->value);
   } else {
     auto first = q.shift(ite.index());
     if (!first.ok()) return first.status();
-    root = *first;
+    top = *first;
   }
-  nodes.push_back(root);
+  nodes.push_back(top);
   while (q.left() > 0) {
     auto sib = q.shift(ite.sibling());
     if (!sib.ok()) return sib.status();
-    root = parent_node(ite.parent(), root, *sib);
+    top = parent_node(ite.parent(), top, *sib);
     nodes.push_back(*sib);
-    nodes.push_back(root);
+    nodes.push_back(top);
   }
-  return std::optional<Node>{root};
+  return std::optional<Node>{top};
 }
 
 // Apply an upgrade's roots to `batch`; true when the block root was used.

@@ -71,9 +71,15 @@ struct UpgradeRequest {
   uint64_t start = 0;
   uint64_t length = 0;
 };
+// "Which block holds byte `bytes`?" (padding: bytes per block not counted).
+struct SeekRequest {
+  uint64_t bytes = 0;
+  uint64_t padding = 0;
+};
 struct ProofRequest {
   std::optional<IndexRequest> block;
   std::optional<IndexRequest> hash;
+  std::optional<SeekRequest> seek;
   std::optional<UpgradeRequest> upgrade;
 };
 
@@ -84,6 +90,12 @@ struct BlockProof {
 };
 struct HashProof {
   uint64_t index = 0;
+  std::vector<Node> nodes;
+};
+// The path from the subtree that holds the sought byte up to a node the
+// verifier trusts or a block proof joins.
+struct SeekProof {
+  uint64_t bytes = 0;
   std::vector<Node> nodes;
 };
 struct UpgradeProof {
@@ -97,6 +109,7 @@ struct Proof {
   uint64_t fork = 0;
   std::optional<BlockProof> block;  // value left empty: the caller fills it from block storage
   std::optional<HashProof> hash;
+  std::optional<SeekProof> seek;
   std::optional<UpgradeProof> upgrade;
 };
 

@@ -210,9 +210,9 @@ Status CoreSession::on_request(const wire::Request& m) {
   if (!core_.has_manifest()) return refuse(kNotAvailable);
   auto reader = core_.reader();
   if (!reader.ok()) return reader.status();
-  bool unavailable = m.seek_bytes || m.fork != core_.fork() || (m.block && !(*reader)->has(m.block->index)) ||
+  bool unavailable = m.fork != core_.fork() || (m.block && !(*reader)->has(m.block->index)) ||
                      (m.upgrade && m.upgrade->start + m.upgrade->length > (*reader)->length());
-  if (unavailable || (!m.block && !m.hash && !m.upgrade)) {
+  if (unavailable || (!m.block && !m.hash && !m.seek && !m.upgrade)) {
     if (!m.manifest) return refuse(kNotAvailable);
     wire::Data only_manifest;  // what the reference answers: the manifest alone
     only_manifest.request = m.id;
@@ -221,7 +221,7 @@ Status CoreSession::on_request(const wire::Request& m) {
     send(wire::kData, wire::encode(only_manifest));
     return {};
   }
-  merkle::ProofRequest pr{m.block, m.hash, m.upgrade};
+  merkle::ProofRequest pr{m.block, m.hash, m.seek, m.upgrade};
   auto proof = (*reader)->proof(pr);
   if (!proof.ok()) return refuse(proof.status().code() == ErrorCode::not_found ? kNotAvailable : kInvalidRequest);
   wire::Data data;
@@ -241,7 +241,7 @@ Status CoreSession::on_data(wire::Data m) {
   if (it == requests_.end()) return {};  // unrequested or cancelled: ignored
   Pending p = it->second;
   requests_.erase(it);
-  if (m.seek_bytes) return error(ErrorCode::verification, "the peer sent a seek proof we did not ask for");
+  if (m.proof.seek) return error(ErrorCode::verification, "the peer sent a seek proof we did not ask for");
   if (!p.upgrade) {
     if (!m.proof.block)
       return error(ErrorCode::verification, "the peer answered a block request without the block");

@@ -86,13 +86,13 @@ Result<Sync> decode_sync(ByteView b) {
 
 Bytes encode(const Request& m) {
   enc::Encoder e;
-  e.uint((m.block ? 1 : 0) | (m.hash ? 2 : 0) | (m.seek_bytes ? 4 : 0) | (m.upgrade ? 8 : 0) | (m.manifest ? 16 : 0) |
+  e.uint((m.block ? 1 : 0) | (m.hash ? 2 : 0) | (m.seek ? 4 : 0) | (m.upgrade ? 8 : 0) | (m.manifest ? 16 : 0) |
          (m.priority ? 32 : 0));
   e.uint(m.id);
   e.uint(m.fork);
   if (m.block) e.uint(m.block->index), e.uint(m.block->nodes);
   if (m.hash) e.uint(m.hash->index), e.uint(m.hash->nodes);
-  if (m.seek_bytes) e.uint(*m.seek_bytes), e.uint(m.seek_padding);
+  if (m.seek) e.uint(m.seek->bytes), e.uint(m.seek->padding);
   if (m.upgrade) e.uint(m.upgrade->start), e.uint(m.upgrade->length);
   if (m.priority) e.uint(m.priority);
   return e.take();
@@ -106,10 +106,7 @@ Result<Request> decode_request(ByteView b) {
   m.fork = d.uint();
   if (flags & 1) m.block = merkle::IndexRequest{d.uint(), d.uint()};
   if (flags & 2) m.hash = merkle::IndexRequest{d.uint(), d.uint()};
-  if (flags & 4) {
-    m.seek_bytes = d.uint();
-    m.seek_padding = d.uint();
-  }
+  if (flags & 4) m.seek = merkle::SeekRequest{d.uint(), d.uint()};
   if (flags & 8) m.upgrade = merkle::UpgradeRequest{d.uint(), d.uint()};
   m.manifest = flags & 16;
   if (flags & 32) m.priority = d.uint();
@@ -131,7 +128,7 @@ Result<uint64_t> decode_cancel(ByteView b) {
 Bytes encode(const Data& m) {
   const merkle::Proof& p = m.proof;
   enc::Encoder e;
-  e.uint((p.block ? 1 : 0) | (p.hash ? 2 : 0) | (m.seek_bytes ? 4 : 0) | (p.upgrade ? 8 : 0) | (m.manifest ? 16 : 0));
+  e.uint((p.block ? 1 : 0) | (p.hash ? 2 : 0) | (p.seek ? 4 : 0) | (p.upgrade ? 8 : 0) | (m.manifest ? 16 : 0));
   e.uint(m.request);
   e.uint(p.fork);
   if (p.block) {
@@ -143,9 +140,9 @@ Bytes encode(const Data& m) {
     e.uint(p.hash->index);
     encode_nodes(e, p.hash->nodes);
   }
-  if (m.seek_bytes) {
-    e.uint(*m.seek_bytes);
-    encode_nodes(e, m.seek_nodes);
+  if (p.seek) {
+    e.uint(p.seek->bytes);
+    encode_nodes(e, p.seek->nodes);
   }
   if (p.upgrade) {
     e.uint(p.upgrade->start);
@@ -177,8 +174,9 @@ Result<Data> decode_data(ByteView b) {
     p.hash->nodes = decode_nodes(d);
   }
   if (flags & 4) {
-    m.seek_bytes = d.uint();
-    m.seek_nodes = decode_nodes(d);
+    p.seek.emplace();
+    p.seek->bytes = d.uint();
+    p.seek->nodes = decode_nodes(d);
   }
   if (flags & 8) {
     p.upgrade.emplace();

@@ -49,8 +49,7 @@ struct Request {
   uint64_t fork = 0;
   std::optional<merkle::IndexRequest> block;
   std::optional<merkle::IndexRequest> hash;
-  std::optional<uint64_t> seek_bytes;  // with seek_padding
-  uint64_t seek_padding = 0;
+  std::optional<merkle::SeekRequest> seek;
   std::optional<merkle::UpgradeRequest> upgrade;
   bool manifest = false;
   uint64_t priority = 0;
@@ -58,9 +57,7 @@ struct Request {
 
 struct Data {
   uint64_t request = 0;
-  merkle::Proof proof;             // fork, block, hash, upgrade
-  std::optional<uint64_t> seek_bytes;
-  std::vector<merkle::Node> seek_nodes;
+  merkle::Proof proof;             // fork, block, hash, seek, upgrade
   std::optional<Bytes> manifest;   // encoded manifest
 };
 

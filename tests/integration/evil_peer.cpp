@@ -41,7 +41,7 @@ class EvilSession : public net::ChannelHandler {
     if (type != net::wire::kRequest) return {};
     auto req = net::wire::decode_request(payload);
     if (!req.ok()) return req.status();
-    auto proof = core_.proof({req->block, req->hash, req->upgrade});
+    auto proof = core_.proof({req->block, req->hash, req->seek, req->upgrade});
     if (!proof.ok()) return {};
     net::wire::Data d;
     d.request = req->id;

@@ -8,6 +8,7 @@
 //   node peer.mjs read-core KEY PORT I... print {length, blocks:{i: value}} (utf-8)
 //   node peer.mjs read-bee KEY PORT K...  print {version, values:{k: value|null}, list:[keys]}
 //   node peer.mjs read-drive KEY PORT P.. print {files:{path: sha256 hex|null}}
+//   node peer.mjs seek-core KEY PORT B... print {seeks:{b: [block, offset]}} (byte seeks)
 //   node peer.mjs wait-length KEY PORT N  connect, wait until the core's length reaches N, print {length}
 //
 // Serving modes print one JSON line {key, port} once listening, then serve
@@ -110,6 +111,21 @@ if (mode === 'serve-core') {
   const blocks = {}
   for (const i of args.slice(2)) blocks[i] = b4a.toString(await core.get(Number(i), { timeout: 20000 }))
   console.log(JSON.stringify({ length: core.length, blocks }))
+  process.exit(0)
+} else if (mode === 'seek-core') {
+  // Each seek runs on a fresh replica, so every one is answered by a seek proof from the peer.
+  const seeks = {}
+  for (const b of args.slice(2)) {
+    const store = tmpStore()
+    const core = store.get({ key: b4a.from(args[0], 'hex') })
+    await core.ready()
+    const socket = await connect(store, Number(args[1]))
+    await core.update({ wait: true })
+    seeks[b] = await core.seek(Number(b), { timeout: 20000 })
+    socket.destroy()
+    await store.close()
+  }
+  console.log(JSON.stringify({ seeks }))
   process.exit(0)
 } else if (mode === 'wait-length') {
   const store = tmpStore()

@@ -76,6 +76,10 @@ ckey="$("$P2P" --home "$S" --json core info src | json_field key)"
 start_seed "$S"
 out="$(js read-core "$ckey" "$SEED_PORT" 0 17 49)" || fail "JavaScript could not read the p2p core"
 check "JavaScript reads p2p blocks" '{"length":50,"blocks":{"0":"p2p block 0","17":"p2p block 17","49":"p2p block 49"}}' "$out"
+# Byte seeks: JavaScript asks for seek proofs ("which block holds byte B?").
+out="$(js seek-core "$ckey" "$SEED_PORT" 0 5 11 300 572 589)" || fail "JavaScript could not seek in the p2p core"
+check "JavaScript byte seeks answered by p2p seek proofs" \
+    '{"seeks":{"0":[0,0],"5":[0,5],"11":[1,0],"300":[25,10],"572":[48,6],"589":[49,11]}}' "$out"
 js wait-length "$ckey" "$SEED_PORT" 52 >"$WORK/wait.out" 2>"$WORK/wait.err" &
 waiter=$!
 sleep 1

@@ -96,6 +96,7 @@ TEST_CASE("hypercore vector: proofs match the reference and verify", "[vectors][
     merkle::ProofRequest r;
     if (!p["block"].is_null()) r.block = merkle::IndexRequest{p["block"]["index"], block_nodes};
     if (!p["hash"].is_null()) r.hash = merkle::IndexRequest{p["hash"]["index"], 0};
+    if (!p["seek"].is_null()) r.seek = merkle::SeekRequest{p["seek"]["bytes"], 0};
     if (!p["upgrade"].is_null()) r.upgrade = merkle::UpgradeRequest{p["upgrade"]["start"], p["upgrade"]["length"]};
     return r;
   };
@@ -114,6 +115,11 @@ TEST_CASE("hypercore vector: proofs match the reference and verify", "[vectors][
       REQUIRE(got->hash);
       CHECK(got->hash->nodes == nodes_of(expected["hash"]["nodes"]));
     }
+    if (!expected["seek"].is_null()) {
+      REQUIRE(got->seek);
+      CHECK(got->seek->bytes == expected["seek"]["bytes"]);
+      CHECK(got->seek->nodes == nodes_of(expected["seek"]["nodes"]));
+    }
     if (!expected["upgrade"].is_null()) {
       REQUIRE(got->upgrade);
       CHECK(got->upgrade->nodes == nodes_of(expected["upgrade"]["nodes"]));
@@ -126,6 +132,7 @@ TEST_CASE("hypercore vector: proofs match the reference and verify", "[vectors][
   check_proof("block3_noUpgrade", 0);
   check_proof("block3_nodes2", 2);
   check_proof("hash5_upgrade0to10", 0);
+  check_proof("seek5_upgrade0to10", 0);
 
   // upgrade4to10: requester holds a tree of length 4.
   merkle::ProofRequest up;

@@ -116,7 +116,7 @@ TEST_CASE("replication vector: our proofs equal the reference's data messages", 
       pending = *req;
       have_pending = true;
     } else if (auto data = find("data"); data && have_pending) {
-      auto proof = writer->proof({pending.block, pending.hash, pending.upgrade});
+      auto proof = writer->proof({pending.block, pending.hash, pending.seek, pending.upgrade});
       REQUIRE(proof.ok());
       net::wire::Data ours;
       ours.request = pending.id;
