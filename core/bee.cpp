@@ -164,7 +164,11 @@ class BeeState {
   size_t pending() const { return pending_.size(); }
 
   // `keep` false: a scan reads each entry once; caching it would only evict hot blocks.
+  // Reports every block a read touches (the hyperbee extension lists them for peers).
+  void observe(const std::function<void(uint64_t)>* observer) { observer_ = observer; }
+
   BlockPtr block(uint64_t seq, bool keep = true) {
+    if (observer_ && *observer_) (*observer_)(seq);
     if (seq >= committed_length()) {
       auto it = pending_.find(seq);
       if (it != pending_.end()) return it->second;
@@ -226,6 +230,7 @@ class BeeState {
   }
 
   KeyPtr key_of(uint64_t seq) {
+    if (observer_ && *observer_) (*observer_)(seq);
     if (seq < committed_length())
       if (KeyPtr k = cache_.find_key(seq)) return k;
     BlockPtr b = block(seq);
@@ -781,6 +786,7 @@ class BeeState {
 
   Core& core_;
   BeeCache& cache_;
+  const std::function<void(uint64_t)>* observer_ = nullptr;
   std::unique_ptr<CoreReader> reader_;
   std::unique_ptr<CoreWriter> writer_;
   uint64_t version_;  // 0: the source's current length (plus pending)
@@ -863,6 +869,7 @@ Result<std::optional<BeeEntry>> Bee::get(ByteView key, uint64_t at) {
   P2P_TRY(check_key(key));
   auto state = open_reader(core_, *cache_, at);
   if (!state.ok()) return state.status();
+  (*state)->observe(&observer_);
   std::optional<BeeEntry> out;
   P2P_TRY(run([&] { out = (*state)->get(key); }));
   return out;
@@ -890,6 +897,7 @@ Result<bool> Bee::del(ByteView key) {
 Status Bee::range(const BeeRange& r, const EntryVisitor& visit, uint64_t at) {
   auto state = open_reader(core_, *cache_, at);
   if (!state.ok()) return state.status();
+  (*state)->observe(&observer_);
   return run([&] { (*state)->range(r, visit); });
 }
 

@@ -53,6 +53,8 @@ class Bee {
   // `at` reads an older version (0 = latest).
   Result<std::optional<BeeEntry>> get(ByteView key, uint64_t at = 0);
   Status put(ByteView key, ByteView value);
+  // Hears the seq of every block that get and range read (repeats included).
+  void set_block_observer(std::function<void(uint64_t seq)> observer) { observer_ = std::move(observer); }
   // False (and nothing written) when the key is absent.
   Result<bool> del(ByteView key);
   Status range(const BeeRange& range, const EntryVisitor& visit, uint64_t at = 0);
@@ -83,6 +85,7 @@ class Bee {
   Core& core_;
   std::optional<bee::Metadata> metadata_;
   std::shared_ptr<BeeCache> cache_;  // decoded blocks, shared by every operation
+  std::function<void(uint64_t)> observer_;
 };
 
 }  // namespace p2p

@@ -158,4 +158,109 @@ Result<RawNodeBlock> decode_node_raw(ByteView b) {
   return n;
 }
 
+// ---- the "hyperbee" extension ------------------------------------------------
+
+Bytes encode_extension(const ExtensionMessage& m) {
+  pb::Writer w;
+  if (m.cache) {
+    pb::Writer c;
+    c.varint_field(1, m.cache->start);
+    c.varint_field(2, m.cache->end);
+    c.packed_field(3, m.cache->blocks);
+    w.bytes_field(1, c.bytes());
+  }
+  if (m.get) {
+    pb::Writer g;
+    g.varint_field(1, m.get->version);
+    g.bytes_field(2, m.get->key);
+    w.bytes_field(2, g.bytes());
+  }
+  if (m.iterator) {
+    const ExtensionIterator& it = *m.iterator;
+    pb::Writer i;
+    i.varint_field(1, it.version);
+    if (it.gte) i.bytes_field(2, *it.gte);
+    if (it.gt) i.bytes_field(3, *it.gt);
+    if (it.lte) i.bytes_field(4, *it.lte);
+    if (it.lt) i.bytes_field(5, *it.lt);
+    i.varint_field(6, it.limit);
+    i.varint_field(7, it.reverse ? 1 : 0);
+    i.packed_field(8, it.checkpoint);
+    w.bytes_field(3, i.bytes());
+  }
+  return w.take();
+}
+
+namespace {
+
+Status bad_extension() { return corruption("malformed hyperbee extension message"); }
+
+bool decode_cache(ByteView b, ExtensionCache& c) {
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1 && type == pb::kVarint) c.start = r.varint();
+    else if (field == 2 && type == pb::kVarint) c.end = r.varint();
+    else if (field == 3) {
+      if (!read_packed(r, type, c.blocks, kMaxExtensionBlocks)) return false;
+    } else r.skip(type);
+  }
+  return r.ok();
+}
+
+bool decode_get(ByteView b, ExtensionGet& g) {
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1 && type == pb::kVarint) g.version = r.varint();
+    else if (field == 2 && type == pb::kLengthDelimited) g.key = to_bytes(r.bytes());
+    else r.skip(type);
+  }
+  return r.ok();
+}
+
+bool decode_iterator(ByteView b, ExtensionIterator& it) {
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (field == 1 && type == pb::kVarint) it.version = r.varint();
+    else if (field >= 2 && field <= 5 && type == pb::kLengthDelimited) {
+      std::optional<Bytes>* bound[] = {&it.gte, &it.gt, &it.lte, &it.lt};
+      *bound[field - 2] = to_bytes(r.bytes());
+    } else if (field == 6 && type == pb::kVarint) it.limit = r.varint();
+    else if (field == 7 && type == pb::kVarint) it.reverse = r.varint() != 0;
+    else if (field == 8) {
+      if (!read_packed(r, type, it.checkpoint, kMaxExtensionBlocks)) return false;
+    } else r.skip(type);
+  }
+  return r.ok();
+}
+
+}  // namespace
+
+Result<ExtensionMessage> decode_extension(ByteView b) {
+  ExtensionMessage m;
+  pb::Reader r(b);
+  uint32_t field;
+  pb::WireType type;
+  while (r.next(field, type)) {
+    if (type != pb::kLengthDelimited) {
+      r.skip(type);
+    } else if (field == 1) {
+      if (!decode_cache(r.bytes(), m.cache.emplace())) return bad_extension();
+    } else if (field == 2) {
+      if (!decode_get(r.bytes(), m.get.emplace())) return bad_extension();
+    } else if (field == 3) {
+      if (!decode_iterator(r.bytes(), m.iterator.emplace())) return bad_extension();
+    } else {
+      r.skip(type);
+    }
+  }
+  if (!r.ok()) return bad_extension();
+  return m;
+}
+
 }  // namespace p2p::bee

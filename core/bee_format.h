@@ -44,6 +44,34 @@ struct RawNodeBlock {
   std::optional<Bytes> value;
 };
 
+// The "hyperbee" replication extension (hyperbee lib/extension.js): a reader
+// asks its peers which blocks a get or a range walks, and they answer with a
+// cache message listing them, so it can download them all at once.
+constexpr const char* kExtensionName = "hyperbee";
+constexpr size_t kMaxExtensionBlocks = 4096;
+struct ExtensionGet {
+  uint64_t version = 0;
+  Bytes key;
+};
+struct ExtensionIterator {
+  uint64_t version = 0;
+  std::optional<Bytes> gte, gt, lte, lt;
+  uint64_t limit = 0;  // 0: none
+  bool reverse = false;
+  std::vector<uint64_t> checkpoint;  // blocks the reader already walked
+};
+struct ExtensionCache {
+  uint64_t start = 0, end = 0;  // the span of `blocks`
+  std::vector<uint64_t> blocks;
+};
+struct ExtensionMessage {
+  std::optional<ExtensionCache> cache;
+  std::optional<ExtensionGet> get;
+  std::optional<ExtensionIterator> iterator;
+};
+Bytes encode_extension(const ExtensionMessage& m);
+Result<ExtensionMessage> decode_extension(ByteView b);
+
 Bytes encode_header(const Header& h);
 Result<Header> decode_header(ByteView b);
 Bytes encode_index(const std::vector<Level>& levels);

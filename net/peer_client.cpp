@@ -109,6 +109,7 @@ Result<Bytes> RemoteCore::fetch(Core& core, uint64_t index) {
                                 "block " + std::to_string(index))
                          : pumped;
   s->set_hooks({});
+  if (!arrived) s->cancel(index);  // (a timeout: the peer need not answer any more)
   P2P_TRY(w);
   if (!arrived && s->closed()) P2P_TRY(client_.connection_status());
   if (!arrived)

@@ -36,6 +36,7 @@ class RemoteCore : public BlockFetcher {
   uint64_t bytes_fetched() const { return session_->stats().bytes_received; }
   uint64_t remote_length() const { return session_->remote_length(); }
   Core& core() { return session_->core(); }
+  CoreSession& session() { return *session_; }
 
  private:
   friend class PeerClient;

@@ -9,6 +9,7 @@
 
 #include "core/corestore.h"
 #include "net/connection.h"
+#include "net/bee_extension.h"
 #include "net/session.h"
 
 namespace p2p::net {
@@ -110,6 +111,7 @@ struct Seeder::Impl {
       if (!core) return;
       auto session = std::make_unique<CoreSession>(c->mux(), *core, c->handshake(), c->initiator());
       CoreSession* s = session.get();
+      use_bee_extension(*s);
       c->sessions().push_back(std::move(session));
       if (Status st = s->open(); !st.ok()) c->close(st);
     });

@@ -1,5 +1,6 @@
 #include "net/session.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -135,7 +136,9 @@ Status CoreSession::on_message(uint64_t type, ByteView payload) {
     }
     case wire::kCancel: {
       auto m = wire::decode_cancel(payload);
-      return m.ok() ? Status{} : m.status();  // requests are answered at once: nothing to cancel
+      // Requests are answered as they arrive (a busy link pauses reading, so
+      // none wait here): by the time a cancel is read there is nothing to drop.
+      return m.ok() ? Status{} : m.status();
     }
     case wire::kData: {
       auto m = wire::decode_data(payload);
@@ -183,11 +186,26 @@ Status CoreSession::on_message(uint64_t type, ByteView payload) {
     }
     case wire::kExtension: {
       auto m = wire::decode_extension(payload);
-      return m.ok() ? Status{} : m.status();  // no extensions registered: ignored
+      if (!m.ok()) return m.status();
+      if (!m->name.empty()) last_extension_received_ = m->name;
+      auto it = extensions_.find(last_extension_received_);
+      if (it != extensions_.end()) it->second(*this, m->message);
+      return {};
     }
     default:
       return {};  // newer message types are ignored, as the reference does
   }
+}
+
+void CoreSession::on_extension(const std::string& name, ExtensionHandler handler) {
+  extensions_[name] = std::move(handler);
+}
+
+void CoreSession::send_extension(const std::string& name, ByteView message) {
+  if (!opened_ || closed_) return;
+  wire::Extension m{name == last_extension_sent_ ? std::string() : name, to_bytes(message)};
+  last_extension_sent_ = name;
+  send(wire::kExtension, wire::encode(m));
 }
 
 Status CoreSession::on_sync(const wire::Sync& m) {
@@ -375,6 +393,22 @@ Status CoreSession::request_upgrade() {
 
 void CoreSession::want(uint64_t index) {
   if (queued_or_inflight_.insert(index).second) queue_.push_back(index);
+}
+
+void CoreSession::cancel(uint64_t index) {
+  if (!queued_or_inflight_.erase(index)) return;
+  auto queued = std::find(queue_.begin(), queue_.end(), index);
+  if (queued != queue_.end()) {
+    queue_.erase(queued);
+    return;
+  }
+  for (auto it = requests_.begin(); it != requests_.end(); ++it) {
+    if (it->second.upgrade || it->second.index != index) continue;
+    // The peer may have answered already: a reply to a forgotten id is ignored.
+    if (opened_ && !closed_) send(wire::kCancel, wire::encode_cancel(it->first));
+    requests_.erase(it);
+    return;
+  }
 }
 
 Status CoreSession::pump() {

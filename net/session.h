@@ -63,10 +63,18 @@ class CoreSession : public ChannelHandler {
   bool upgrading() const { return upgrade_request_ != 0; }
   // Queues blocks to fetch; they are requested as the window allows.
   void want(uint64_t index);
+  // No longer wanted: dropped from the queue, or cancelled at the peer.
+  void cancel(uint64_t index);
   // Sends queued requests as the window allows (also after every reply).
   Status pump_requests() { return pump(); }
   size_t inflight() const { return requests_.size(); }
   size_t queued() const { return queue_.size(); }
+
+  // ---- extensions: named messages on the channel (hypercore's registerExtension) ----
+  // Messages for names without a handler are ignored, as the reference does.
+  using ExtensionHandler = std::function<void(CoreSession& session, ByteView message)>;
+  void on_extension(const std::string& name, ExtensionHandler handler);
+  void send_extension(const std::string& name, ByteView message);
 
   // ---- serving ----
   // Our core grew (appended here or by another process): tell the peer.
@@ -115,6 +123,8 @@ class CoreSession : public ChannelHandler {
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;
   uint64_t invalid_requests_ = 0;
+  std::map<std::string, ExtensionHandler> extensions_;
+  std::string last_extension_sent_, last_extension_received_;  // an empty name repeats the last
   SessionStats stats_;
   Hooks hooks_;
 };

@@ -4,6 +4,7 @@
 #include <random>
 
 #include "core/bee.h"
+#include "core/protobuf.h"
 
 using namespace p2p;
 
@@ -255,4 +256,39 @@ TEST_CASE("bee: randomized model test against std::map", "[bee][model]") {
   }
   INFO("ops " << kOps << ", versions " << *t.bee->version() << ", keys " << model.size());
   CHECK(t.core->verify().ok());
+}
+
+TEST_CASE("hyperbee extension messages: the reference's bytes, both ways", "[bee]") {
+  // Encoded by hyperbee 2.27.3's lib/messages.js.
+  bee::ExtensionMessage get;
+  get.get = bee::ExtensionGet{1000001, to_bytes(as_bytes("key-0042"))};
+  CHECK(to_hex(bee::encode_extension(get)) == "120e08c1843d12086b65792d30303432");
+  bee::ExtensionMessage cache;
+  cache.cache = bee::ExtensionCache{3, 1000001, {1000000, 3, 77, 500000}};
+  CHECK(to_hex(bee::encode_extension(cache)) == "0a10080310c1843d1a08c0843d034da0c21e");
+  bee::ExtensionMessage range;
+  range.iterator = bee::ExtensionIterator{12, to_bytes(as_bytes("a")), std::nullopt, std::nullopt,
+                                          to_bytes(as_bytes("m")), 0, true, {}};
+  CHECK(to_hex(bee::encode_extension(range)) == "1a0c080c1201612a016d30003801");
+
+  auto back = bee::decode_extension(*from_hex("0a10080310c1843d1a08c0843d034da0c21e"));
+  REQUIRE(back.ok());
+  REQUIRE(back->cache);
+  CHECK(back->cache->blocks == std::vector<uint64_t>{1000000, 3, 77, 500000});
+  auto it = bee::decode_extension(*from_hex("1a0c080c1201612a016d30003801"));
+  REQUIRE(it.ok());
+  REQUIRE(it->iterator);
+  CHECK(it->iterator->version == 12);
+  CHECK(it->iterator->reverse);
+  CHECK(to_bytes(*it->iterator->lt) == to_bytes(as_bytes("m")));
+  CHECK_FALSE(it->iterator->gt);
+
+  // Truncated and oversized input is refused, never read past its end.
+  CHECK_FALSE(bee::decode_extension(*from_hex("120e08c1843d1208")).ok());
+  pb::Writer inner;
+  std::vector<uint64_t> blocks(bee::kMaxExtensionBlocks + 1, 7);
+  inner.packed_field(3, blocks);
+  pb::Writer outer;
+  outer.bytes_field(1, inner.bytes());
+  CHECK_FALSE(bee::decode_extension(outer.bytes()).ok());
 }

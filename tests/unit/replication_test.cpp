@@ -2,11 +2,14 @@
 // sessions wired back to back in memory.
 #include <catch2/catch.hpp>
 
+#include <cstdio>
 #include <random>
 
 #include "core/log.h"
 #include "net/protomux.h"
 #include "net/secret_stream.h"
+#include "core/bee.h"
+#include "net/bee_extension.h"
 #include "net/session.h"
 
 using namespace p2p;
@@ -170,20 +173,17 @@ TEST_CASE("protomux: malformed frames are errors, never crashes", "[net]") {
   }
 }
 
-TEST_CASE("sessions: a replica downloads, verifies and hears live appends", "[net]") {
-  auto writer_store = storage::open_memory(), reader_store = storage::open_memory();
-  auto writer = std::move(*Core::open_writable(*writer_store, crypto::random_key_pair()));
-  for (int i = 0; i < 300; i++) REQUIRE(writer->append(as_bytes("block " + std::to_string(i))).ok());
-  auto replica = std::move(*Core::open_replica(*reader_store, writer->key()));
-
+// Two muxes over one in-memory secret stream pair.
+struct Linked {
   Pipe p;
-  std::vector<Bytes> a_out, b_out;
-  net::Mux ma([&](ByteView f) { REQUIRE(p.a.send(f).ok()); });
-  net::Mux mb([&](ByteView f) { REQUIRE(p.b.send(f).ok()); });
-  REQUIRE(p.a.start().ok());
-  REQUIRE(p.pump().ok());
-  // Route delivered messages into the muxes from now on.
-  auto run = [&] {
+  net::Mux ma{[this](ByteView f) { REQUIRE(p.a.send(f).ok()); }};
+  net::Mux mb{[this](ByteView f) { REQUIRE(p.b.send(f).ok()); }};
+  Linked() {
+    REQUIRE(p.a.start().ok());
+    REQUIRE(p.pump().ok());
+  }
+  // Delivers everything in flight, both ways, until both sides are quiet.
+  void run() {
     for (int i = 0; i < 100 && (p.a.has_output() || p.b.has_output()); i++) {
       REQUIRE(p.feed(p.a, p.b, p.to_b).ok());
       for (auto& m : p.to_b) REQUIRE(mb.receive(m).ok());
@@ -194,9 +194,19 @@ TEST_CASE("sessions: a replica downloads, verifies and hears live appends", "[ne
       p.to_a.clear();
       REQUIRE(ma.drain().ok());
     }
-  };
-  net::CoreSession serving(mb, *writer, p.b.handshake(), false);
-  net::CoreSession reading(ma, *replica, p.a.handshake(), true);
+  }
+};
+
+TEST_CASE("sessions: a replica downloads, verifies and hears live appends", "[net]") {
+  auto writer_store = storage::open_memory(), reader_store = storage::open_memory();
+  auto writer = std::move(*Core::open_writable(*writer_store, crypto::random_key_pair()));
+  for (int i = 0; i < 300; i++) REQUIRE(writer->append(as_bytes("block " + std::to_string(i))).ok());
+  auto replica = std::move(*Core::open_replica(*reader_store, writer->key()));
+
+  Linked l;
+  auto run = [&] { l.run(); };
+  net::CoreSession serving(l.mb, *writer, l.p.b.handshake(), false);
+  net::CoreSession reading(l.ma, *replica, l.p.a.handshake(), true);
   REQUIRE(serving.open().ok());
   REQUIRE(reading.open().ok());
   run();
@@ -223,4 +233,121 @@ TEST_CASE("sessions: a replica downloads, verifies and hears live appends", "[ne
   REQUIRE(reading.pump_requests().ok());
   run();
   CHECK(to_bytes(*replica->get(300)) == to_bytes(as_bytes("late")));
+
+  // Cancelled before it was sent, and after: neither block is stored, and a
+  // late reply to the cancelled request is ignored.
+  reading.want(40);
+  reading.cancel(40);
+  REQUIRE(reading.pump_requests().ok());
+  CHECK(reading.inflight() == 0);
+  reading.want(41);
+  REQUIRE(reading.pump_requests().ok());
+  CHECK(reading.inflight() == 1);
+  reading.cancel(41);
+  CHECK(reading.inflight() == 0);
+  uint64_t before = reading.stats().blocks_received;
+  run();
+  CHECK(reading.stats().blocks_received == before);
+  CHECK_FALSE(*replica->has(40));
+  CHECK_FALSE(*replica->has(41));
+  CHECK_FALSE(reading.closed());
+  reading.want(41);  // and it can be asked for again
+  REQUIRE(reading.pump_requests().ok());
+  run();
+  CHECK(*replica->has(41));
+}
+
+TEST_CASE("sessions: extension messages reach their handler by name", "[net]") {
+  auto store = storage::open_memory(), other = storage::open_memory();
+  auto writer = std::move(*Core::open_writable(*store, crypto::random_key_pair()));
+  REQUIRE(writer->append(as_bytes("x")).ok());
+  auto replica = std::move(*Core::open_replica(*other, writer->key()));
+  Linked l;
+  net::CoreSession serving(l.mb, *writer, l.p.b.handshake(), false);
+  net::CoreSession reading(l.ma, *replica, l.p.a.handshake(), true);
+  std::vector<std::string> got;
+  serving.on_extension("echo", [&](net::CoreSession& s, ByteView m) {
+    got.push_back("echo:" + std::string(as_chars(m)));
+    s.send_extension("echo", m);
+  });
+  serving.on_extension("other", [&](net::CoreSession&, ByteView m) { got.push_back("other:" + std::string(as_chars(m))); });
+  std::vector<std::string> echoed;
+  reading.on_extension("echo", [&](net::CoreSession&, ByteView m) { echoed.emplace_back(as_chars(m)); });
+  REQUIRE(serving.open().ok());
+  REQUIRE(reading.open().ok());
+  l.run();
+  // The second "echo" goes with an empty name (the reference's repeat rule).
+  for (const char* m : {"one", "two"}) reading.send_extension("echo", as_bytes(m));
+  reading.send_extension("unknown", as_bytes("ignored"));
+  reading.send_extension("other", as_bytes("three"));
+  reading.send_extension("echo", as_bytes("four"));
+  l.run();
+  CHECK(got == std::vector<std::string>{"echo:one", "echo:two", "other:three", "echo:four"});
+  CHECK(echoed == std::vector<std::string>{"one", "two", "four"});
+  CHECK(replica->length() == 0);  // extensions never touch the core
+}
+
+TEST_CASE("hyperbee extension: a get names the blocks its walk reads; the reader fetches them at once", "[net][bee]") {
+  auto store = storage::open_memory(), other = storage::open_memory();
+  auto writer = std::move(*Core::open_writable(*store, crypto::random_key_pair()));
+  Bee bee(*writer);
+  {
+    auto batch = std::move(*bee.batch());
+    for (int i = 0; i < 3000; i++) {
+      char k[16];
+      std::snprintf(k, sizeof k, "key-%05d", i * 7919 % 3000);
+      REQUIRE(batch->put(as_bytes(k), as_bytes(std::string("value of ") + k)).ok());
+    }
+    REQUIRE(batch->flush().ok());
+  }
+  // Single puts after the batch, so the tree spans many blocks.
+  for (int i = 0; i < 200; i++) REQUIRE(bee.put(as_bytes("late-" + std::to_string(i)), as_bytes("v")).ok());
+  auto replica = std::move(*Core::open_replica(*other, writer->key()));
+
+  Linked l;
+  net::CoreSession serving(l.mb, *writer, l.p.b.handshake(), false);
+  net::CoreSession reading(l.ma, *replica, l.p.a.handshake(), true);
+  net::use_bee_extension(serving);
+  REQUIRE(serving.open().ok());
+  REQUIRE(reading.open().ok());
+  l.run();
+  REQUIRE(reading.request_upgrade().ok());
+  l.run();
+  REQUIRE(replica->length() == writer->length());
+  uint64_t version = replica->length();
+
+  net::prefetch_bee_get(reading, version, as_bytes("key-01234"));
+  l.run();
+  uint64_t fetched = reading.stats().blocks_received;
+  CHECK(fetched >= 3);
+  CHECK(fetched <= 64);
+  // Offline now: every block the lookup reads came with the answer.
+  Bee offline(*replica);
+  auto hit = offline.get(as_bytes("key-01234"));
+  INFO(hit.status().message());
+  REQUIRE(hit.ok());
+  REQUIRE(*hit);
+  CHECK(to_bytes(*(*hit)->value) == to_bytes(as_bytes("value of key-01234")));
+
+  // A range: its first batch of blocks arrives the same way.
+  BeeRange range;
+  range.gte = to_bytes(as_bytes("key-02000"));
+  range.limit = 20;
+  net::prefetch_bee_range(reading, version, range);
+  l.run();
+  std::vector<std::string> keys;
+  REQUIRE(offline.range(range, [&](const BeeEntry& e) {
+    keys.emplace_back(as_chars(e.key));
+    return true;
+  }).ok());
+  REQUIRE(keys.size() == 20);
+  CHECK(keys.front() == "key-02000");
+
+  // Garbage under the extension's name is dropped; the session goes on.
+  reading.send_extension("hyperbee", as_bytes("\xff\xff\xff"));
+  net::prefetch_bee_get(reading, version + 100, as_bytes("key-00001"));  // a version the peer lacks: no answer
+  uint64_t before = reading.stats().blocks_received;
+  l.run();
+  CHECK(reading.stats().blocks_received == before);
+  CHECK_FALSE(reading.closed());
 }
