@@ -3,9 +3,19 @@
 #include <algorithm>
 #include <set>
 
+#include "core/encoding.h"
+
 namespace p2p::net {
 
 namespace {
+
+// Hypercore extensions carry their messages as a compact-encoding buffer
+// (registerExtension's default encoding): a length, then the protobuf.
+void send(CoreSession& session, const bee::ExtensionMessage& m) {
+  enc::Encoder e;
+  e.buffer(bee::encode_extension(m));
+  session.send_extension(bee::kExtensionName, e.take());
+}
 
 // Blocks per cache message and per range answer, as the reference batches them.
 constexpr size_t kFlushBatch = 128;
@@ -33,7 +43,7 @@ class CacheReply {
     cache_.end = *hi + 1;
     bee::ExtensionMessage m;
     m.cache = std::move(cache_);
-    session_.send_extension(bee::kExtensionName, bee::encode_extension(m));
+    send(session_, m);
     cache_ = {};
   }
 
@@ -85,7 +95,10 @@ void download_named(CoreSession& session, const bee::ExtensionCache& cache) {
 }
 
 void on_message(CoreSession& session, ByteView payload) {
-  auto m = bee::decode_extension(payload);
+  enc::Decoder d(payload);
+  ByteView body = d.buffer();
+  if (!d.done()) return;
+  auto m = bee::decode_extension(body);
   if (!m.ok()) return;  // like the reference: a message it cannot read is dropped
   if (m->cache) download_named(session, *m->cache);
   if (m->get) answer_get(session, *m->get);
@@ -100,7 +113,7 @@ void prefetch_bee_get(CoreSession& session, uint64_t version, ByteView key) {
   use_bee_extension(session);
   bee::ExtensionMessage m;
   m.get = bee::ExtensionGet{version, to_bytes(key)};
-  session.send_extension(bee::kExtensionName, bee::encode_extension(m));
+  send(session, m);
 }
 
 void prefetch_bee_range(CoreSession& session, uint64_t version, const BeeRange& range) {
@@ -108,7 +121,7 @@ void prefetch_bee_range(CoreSession& session, uint64_t version, const BeeRange& 
   bee::ExtensionMessage m;
   m.iterator = bee::ExtensionIterator{version, range.gte, range.gt, range.lte, range.lt,
                                       range.limit < 0 ? 0 : static_cast<uint64_t>(range.limit), range.reverse, {}};
-  session.send_extension(bee::kExtensionName, bee::encode_extension(m));
+  send(session, m);
 }
 
 }  // namespace p2p::net

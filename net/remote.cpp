@@ -1,5 +1,7 @@
 #include "net/remote.h"
 
+#include "net/bee_extension.h"
+
 #include "core/identity.h"
 
 namespace p2p::net {
@@ -40,6 +42,16 @@ Status download_drive(PeerClient& client, Drive& drive) {
 
 crypto::KeyPair connection_key_pair(const std::optional<Key32>& primary_key) {
   return primary_key ? identity::noise_key_pair(*primary_key) : crypto::random_key_pair();
+}
+
+void prefetch_bee_get(PeerClient& client, Core& core, uint64_t at, ByteView key) {
+  if (RemoteCore* remote = client.remote(core))
+    net::prefetch_bee_get(remote->session(), at ? at : core.length(), key);
+}
+
+void prefetch_bee_range(PeerClient& client, Core& core, uint64_t at, const BeeRange& range) {
+  if (RemoteCore* remote = client.remote(core))
+    net::prefetch_bee_range(remote->session(), at ? at : core.length(), range);
 }
 
 }  // namespace p2p::net

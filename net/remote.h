@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "core/bee.h"
 #include "core/drive.h"
 #include "core/log.h"
 #include "net/peer_client.h"
@@ -17,6 +18,11 @@ Result<std::unique_ptr<Core>> open_remote_core(PeerClient& client, storage::Stor
 // A drive (db and blobs cores) read through `client`.
 Result<std::unique_ptr<Drive>> open_remote_drive(PeerClient& client, storage::Store& store, const Key32& db_key);
 
+// Before a get or range read of a bee replica attached to `client` (`at`: the
+// version read, 0 = latest): asks the peer for the blocks it will read, so
+// they arrive together (the hyperbee extension) instead of level by level.
+void prefetch_bee_get(PeerClient& client, Core& core, uint64_t at, ByteView key);
+void prefetch_bee_range(PeerClient& client, Core& core, uint64_t at, const BeeRange& range);
 // Downloads every block of a drive's cores that is not stored yet, pipelined.
 Status download_drive(PeerClient& client, Drive& drive);
 

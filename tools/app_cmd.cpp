@@ -59,7 +59,7 @@ Result<std::unique_ptr<Drive>> channel_drive(Context& ctx, const app::Manifest& 
 // Where a link's drive comes from: the local store, or --peer.
 struct DriveSource {
   RemoteOptions remote;
-  std::shared_ptr<net::PeerClient> client;  // kept while the drive is read
+  PeerConnection peer;  // kept while the drive is read
   bool full = false;  // fetch every block up front (run checks an app out whole)
 };
 
@@ -69,11 +69,11 @@ Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& li
   auto home = ctx.home();
   if (!home.ok()) return home.status();
   if (src.remote.active()) {
-    auto client = connect_peer(ctx, src.remote);
-    if (!client.ok()) return client.status();
-    src.client = std::move(*client);
-    auto d = net::open_remote_drive(*src.client, (*home)->store(), *key);
-    if (d.ok() && src.full) P2P_TRY(net::download_drive(*src.client, **d));
+    auto peer = connect_remote(ctx, src.remote, link);
+    if (!peer.ok()) return peer.status();
+    src.peer = std::move(*peer);
+    auto d = net::open_remote_drive(*src.peer.client, (*home)->store(), src.peer.key);
+    if (d.ok() && src.full) P2P_TRY(net::download_drive(*src.peer.client, **d));
     return d;
   }
   auto d = Drive::open_by_key((*home)->store(), *key);
@@ -146,6 +146,7 @@ int info(Context& ctx, const std::string& target, const std::string& dir, DriveS
   auto version = d.version();
   if (!version.ok()) return ctx.fail(version.status());
   auto stats = d.stats();
+  report_fetched(ctx, src.remote, src.peer);
   if (!stats.ok()) return ctx.fail(stats.status());
   const auto [files, bytes] = *stats;
   const Core& db = d.db();
@@ -219,6 +220,7 @@ int run(Context& ctx, const std::string& target, const std::string& dir, const s
     if (!home.ok()) return ctx.fail(home.status());
     folder = (*home)->path() + "/apps/" + to_hex((*drive)->db().key());
     auto totals = app::checkout(**drive, folder);
+    report_fetched(ctx, src.remote, src.peer);  // now: the app may run until Ctrl-C
     if (!totals.ok()) return ctx.fail(totals.status());
     if (totals->added + totals->changed + totals->removed > 0)
       ctx.info("checked out " + std::to_string(totals->added + totals->changed) + " changed files into " + folder);

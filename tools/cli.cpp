@@ -159,7 +159,7 @@ void add_remote_options(CLI::App* cmd, RemoteOptions& r) {
   cmd->add_flag("-v,--verbose", r.verbose, "Report the blocks fetched from the peer and the time taken");
 }
 
-Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r) {
+static Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r) {
   if (r.peer.empty())
     return invalid_argument("--from needs --peer HOST:PORT: finding peers by key (the DHT) is not available yet");
   auto home = ctx.home();
@@ -171,7 +171,7 @@ Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const Remote
   return net::PeerClient::connect(r.peer, net::connection_key_pair(primary));
 }
 
-Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
+static Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
   const std::string& text = r.from.empty() ? target : r.from;
   if (!r.from.empty() && !target.empty() && target != r.from)
     return invalid_argument("give the core either as an argument or with --from, not both");
@@ -181,11 +181,23 @@ Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
   return *key;
 }
 
-void report_fetched(Context& ctx, const RemoteOptions& r, const net::PeerClient& client, int64_t started_ms) {
-  if (!r.verbose || ctx.quiet) return;
-  uint64_t n = client.blocks_fetched();
-  std::cerr << "fetched " << n << (n == 1 ? " block (" : " blocks (") << client.bytes_fetched() << " bytes) from "
-            << client.address() << " in " << (now_ms() - started_ms) << " ms\n";
+Result<PeerConnection> connect_remote(Context& ctx, const RemoteOptions& r, const std::string& target) {
+  PeerConnection out;
+  auto key = remote_key(r, target);
+  if (!key.ok()) return key.status();
+  out.key = *key;
+  out.started_ms = now_ms();
+  auto client = connect_peer(ctx, r);
+  if (!client.ok()) return client.status();
+  out.client = std::move(*client);
+  return out;
+}
+
+void report_fetched(Context& ctx, const RemoteOptions& r, const PeerConnection& peer) {
+  if (!peer.client || !r.verbose || ctx.quiet) return;
+  uint64_t n = peer.client->blocks_fetched();
+  std::cerr << "fetched " << n << (n == 1 ? " block (" : " blocks (") << peer.client->bytes_fetched() << " bytes) from "
+            << peer.client->address() << " in " << (now_ms() - peer.started_ms) << " ms\n";
 }
 
 }  // namespace p2p::cli

@@ -75,12 +75,17 @@ struct RemoteOptions {
   bool active() const { return !peer.empty() || !from.empty(); }
 };
 void add_remote_options(CLI::App* cmd, RemoteOptions& r);
-// Connects to --peer with this home's Noise key (a fresh one when it has no identity).
-Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r);
-// The key of --from, or of `target` when it is a key.
-Result<Key32> remote_key(const RemoteOptions& r, const std::string& target);
-// With --verbose: "fetched N blocks (B bytes) from PEER in T ms" on stderr.
-void report_fetched(Context& ctx, const RemoteOptions& r, const net::PeerClient& client, int64_t started_ms);
+// A connection to --peer and the key to read through it.
+struct PeerConnection {
+  std::unique_ptr<net::PeerClient> client;  // must outlive what is read through it
+  Key32 key{};
+  int64_t started_ms = 0;  // when connecting began, for report_fetched
+};
+// The key of --from, or of `target` when it is a key, then a connection to
+// --peer with this home's Noise key (a fresh one when it has no identity).
+Result<PeerConnection> connect_remote(Context& ctx, const RemoteOptions& r, const std::string& target);
+// With --verbose, once connected: "fetched N blocks (B bytes) from PEER in T ms" on stderr.
+void report_fetched(Context& ctx, const RemoteOptions& r, const PeerConnection& peer);
 int64_t now_ms();
 
 // Registers the commands of each group.

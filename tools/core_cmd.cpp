@@ -141,7 +141,7 @@ Result<std::unique_ptr<Core>> open_existing(Context& ctx, const std::string& nam
 
 // The core to read: from the local store, or a replica fed by --peer.
 struct Source {
-  std::unique_ptr<net::PeerClient> client;  // declared first: outlives the core
+  PeerConnection peer;  // declared first: outlives the core
   std::unique_ptr<Core> core;
 };
 
@@ -153,26 +153,23 @@ Result<Source> open_source(Context& ctx, const std::string& target, const Remote
     src.core = std::move(*core);
     return src;
   }
-  auto key = remote_key(r, target);
-  if (!key.ok()) return key.status();
-  auto client = connect_peer(ctx, r);
-  if (!client.ok()) return client.status();
-  src.client = std::move(*client);
+  auto peer = connect_remote(ctx, r, target);
+  if (!peer.ok()) return peer.status();
+  src.peer = std::move(*peer);
   auto home = ctx.home();
   if (!home.ok()) return home.status();
-  auto core = net::open_remote_core(*src.client, (*home)->store(), *key);
+  auto core = net::open_remote_core(*src.peer.client, (*home)->store(), src.peer.key);
   if (!core.ok()) return core.status();
   src.core = std::move(*core);
   return src;
 }
 
 int get(Context& ctx, const std::string& target, uint64_t index, const RemoteOptions& r) {
-  int64_t started = now_ms();
   auto src = open_source(ctx, target, r);
   if (!src.ok()) return ctx.fail(src.status());
   auto& core = src->core;
   auto block = core->get(index);
-  if (src->client) report_fetched(ctx, r, *src->client, started);
+  report_fetched(ctx, r, src->peer);
   if (!block.ok()) return ctx.fail(block.status());
   if (ctx.json) {
     nlohmann::json d = {{"index", index}};
@@ -193,7 +190,7 @@ int download(Context& ctx, const std::string& target, const RemoteOptions& r, ui
   auto src = open_source(ctx, target, r);
   if (!src.ok()) return ctx.fail(src.status());
   Core& core = *src->core;
-  net::RemoteCore* remote = src->client->remote(core);
+  net::RemoteCore* remote = src->peer.client->remote(core);
   uint64_t last = std::min(end.value_or(core.length()), core.length());
   if (start > last) return ctx.fail(invalid_argument("--start is past the end (" + std::to_string(last) + ")"));
   // The bar counts bytes: the whole core's when the range is all of it.
@@ -219,6 +216,7 @@ int download(Context& ctx, const std::string& target, const RemoteOptions& r, ui
 int info(Context& ctx, const std::string& target, const RemoteOptions& r) {
   auto src = open_source(ctx, target, r);
   if (!src.ok()) return ctx.fail(src.status());
+  report_fetched(ctx, r, src->peer);
   auto* core = &src->core;
   std::string name = keys::looks_like_key(target) || r.active() ? "" : target;
   nlohmann::json d = describe(**core, name);

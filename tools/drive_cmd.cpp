@@ -22,13 +22,7 @@ struct DriveOptions {
   std::string key;  // --key LINK: someone's drive, read-only
   uint64_t at = 0;
   RemoteOptions remote;  // --peer / --from
-  // Set by open_drive with --peer: must outlive the drive's reads.
-  std::shared_ptr<net::PeerClient> client;
-  int64_t started_ms = 0;
-  // With -v: what came from the peer (called when a command ends).
-  void report(Context& ctx) const {
-    if (client) report_fetched(ctx, remote, *client, started_ms);
-  }
+  PeerConnection peer;   // set by open_drive with --peer: must outlive the drive's reads
 };
 
 Result<std::unique_ptr<Drive>> open_drive(Context& ctx, DriveOptions& o, bool write) {
@@ -39,13 +33,10 @@ Result<std::unique_ptr<Drive>> open_drive(Context& ctx, DriveOptions& o, bool wr
     if (write) return invalid_argument("--peer and --from read someone's drive; write to your own with --drive");
     if (!o.key.empty() && !o.remote.from.empty() && o.key != o.remote.from)
       return invalid_argument("give the drive with --key or --from, not both");
-    auto key = remote_key(o.remote, o.key);
-    if (!key.ok()) return key.status();
-    o.started_ms = now_ms();
-    auto client = connect_peer(ctx, o.remote);
-    if (!client.ok()) return client.status();
-    o.client = std::move(*client);
-    return net::open_remote_drive(*o.client, (*home)->store(), *key);
+    auto peer = connect_remote(ctx, o.remote, o.key);
+    if (!peer.ok()) return peer.status();
+    o.peer = std::move(*peer);
+    return net::open_remote_drive(*o.peer.client, (*home)->store(), o.peer.key);
   }
   if (!o.key.empty()) {
     if (write) return invalid_argument("--key opens someone else's drive read-only; write to your own with --drive");
@@ -361,7 +352,7 @@ void add_drive_commands(CLI::App& app, Context& ctx) {
   get_cmd->callback([&ctx, o, path, out] {
     ctx.run = [&ctx, o, path, out] {
       int rc = get(ctx, *o, *path, *out);
-      o->report(ctx);
+      report_fetched(ctx, o->remote, o->peer);
       return rc;
     };
   });
@@ -377,7 +368,7 @@ void add_drive_commands(CLI::App& app, Context& ctx) {
   ls_cmd->callback([&ctx, o, ls_path, long_format, recursive] {
     ctx.run = [&ctx, o, ls_path, long_format, recursive] {
       int rc = ls(ctx, *o, *ls_path, *long_format, *recursive);
-      o->report(ctx);
+      report_fetched(ctx, o->remote, o->peer);
       return rc;
     };
   });

@@ -25,8 +25,7 @@ struct KvOptions {
 };
 
 struct OpenBee {
-  std::unique_ptr<net::PeerClient> client;  // first: outlives the core
-  int64_t started_ms = 0;
+  PeerConnection peer;  // first: outlives the core
   std::unique_ptr<Core> core;
   std::unique_ptr<Bee> bee;
   std::string label;  // for messages
@@ -41,16 +40,13 @@ Result<OpenBee> open_bee(Context& ctx, const KvOptions& o, bool write) {
     if (write) return invalid_argument("--peer and --from read someone's store; write to your own with --db");
     if (!o.key.empty() && !o.remote.from.empty() && o.key != o.remote.from)
       return invalid_argument("give the store with --key or --from, not both");
-    auto key = remote_key(o.remote, o.key);
-    if (!key.ok()) return key.status();
-    out.started_ms = now_ms();
-    auto client = connect_peer(ctx, o.remote);
-    if (!client.ok()) return client.status();
-    out.client = std::move(*client);
-    auto core = net::open_remote_core(*out.client, (*home)->store(), *key);
+    auto peer = connect_remote(ctx, o.remote, o.key);
+    if (!peer.ok()) return peer.status();
+    out.peer = std::move(*peer);
+    auto core = net::open_remote_core(*out.peer.client, (*home)->store(), out.peer.key);
     if (!core.ok()) return core.status();
     out.core = std::move(*core);
-    out.label = keys::to_z32(*key);
+    out.label = keys::to_z32(out.peer.key);
   } else if (!o.key.empty()) {
     if (write) return invalid_argument("--key opens someone else's store read-only; write to your own with --db");
     auto key = keys::parse(o.key);
@@ -119,8 +115,9 @@ int put(Context& ctx, const KvOptions& o, const std::string& key, const std::opt
 int get(Context& ctx, const KvOptions& o, const std::string& key) {
   auto b = open_bee(ctx, o, false);
   if (!b.ok()) return ctx.fail(b.status());
+  if (b->peer.client) net::prefetch_bee_get(*b->peer.client, *b->core, o.at, as_bytes(key));
   auto e = b->bee->get(as_bytes(key), o.at);
-  if (b->client) report_fetched(ctx, o.remote, *b->client, b->started_ms);
+  report_fetched(ctx, o.remote, b->peer);
   if (!e.ok()) return ctx.fail(e.status());
   if (!e->has_value()) return ctx.fail(not_found("not found: '" + key + "' in '" + b->label + "'"));
   if (ctx.json) ctx.emit(entry_json(**e, true));
@@ -156,7 +153,7 @@ std::optional<Bytes> prefix_end(const std::string& prefix) {
   return end;
 }
 
-Status list_entries(Context& ctx, Bee& bee, const ListArgs& a, uint64_t at, bool export_format) {
+Status list_entries(Context& ctx, OpenBee& b, const ListArgs& a, uint64_t at, bool export_format) {
   BeeRange r;
   auto bytes = [](const std::optional<std::string>& s) {
     return s ? std::optional<Bytes>(to_bytes(as_bytes(*s))) : std::nullopt;
@@ -173,8 +170,9 @@ Status list_entries(Context& ctx, Bee& bee, const ListArgs& a, uint64_t at, bool
   }
   r.reverse = a.reverse;
   r.limit = a.limit;
+  if (b.peer.client) net::prefetch_bee_range(*b.peer.client, *b.core, at, r);
   std::string out;
-  Status s = bee.range(r, [&](const BeeEntry& e) {
+  Status s = b.bee->range(r, [&](const BeeEntry& e) {
     ByteView v = *e.value;
     if (export_format || ctx.json) out += kv_io::json_line(e.key, a.keys_only ? nullptr : &v);
     else if (a.keys_only) out += kv_io::escape(e.key);
@@ -199,8 +197,8 @@ int list(Context& ctx, const KvOptions& o, const ListArgs& a, bool export_format
     if (b.status().is_not_found() && o.key.empty() && !o.remote.active()) return kOk;
     return ctx.fail(b.status());
   }
-  Status listed = list_entries(ctx, *b->bee, a, o.at, export_format);
-  if (b->client) report_fetched(ctx, o.remote, *b->client, b->started_ms);
+  Status listed = list_entries(ctx, *b, a, o.at, export_format);
+  report_fetched(ctx, o.remote, b->peer);
   if (!listed.ok()) return ctx.fail(listed);
   return kOk;
 }

@@ -104,6 +104,26 @@ bk2="$("$P2P" --home "$S" --json kv info | json_field key)"
 out="$(js read-bee "$bk2" "$SEED_PORT" other missing)" || fail "JavaScript could not read the p2p bee"
 check "JavaScript reads a p2p bee" '{"version":3,"values":{"other":"second","missing":null},"list":["greeting","other"]}' "$out"
 
+echo "The hyperbee extension both ways (a reader learns a lookup's blocks in one round trip)"
+err="$(P2P_TRACE=1 "$P2P" --home "$WORK/ext-reader" kv get --from "$bkey" --peer "127.0.0.1:$bport" key-0777 2>&1 >/dev/null)"
+grep -q -- '-> extension' <<<"$err" || fail "kv get --from did not ask the JavaScript peer through the extension"
+grep -q -- '<- extension' <<<"$err" || fail "the JavaScript peer did not answer the extension"
+echo "  ok: kv get --from asks a JavaScript bee through the hyperbee extension and gets its answer"
+B="$WORK/ext-seeder"
+for i in $(seq 0 2999); do printf '{"key":"k%05d","value":"v%d"}\n' "$((i * 7919 % 3000))" "$i"; done |
+    "$P2P" --home "$B" -q kv import
+ek="$("$P2P" --home "$B" --json kv info | json_field key)"
+P2P_TRACE=1 "$P2P" --home "$B" seed --listen 127.0.0.1:0 >"$WORK/eseed.out" 2>"$WORK/eseed.err" &
+PIDS+=($!)
+for _ in $(seq 1 100); do grep -q 'on 127.0.0.1:' "$WORK/eseed.out" 2>/dev/null && break; sleep 0.1; done
+eport="$(sed -n 's/.*on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$WORK/eseed.out")"
+out="$(js read-bee "$ek" "$eport" k01234)" || fail "JavaScript could not read the bigger p2p bee"
+check "JavaScript reads a 3000-key p2p bee" "v$(python3 -c 'print(next(i for i in range(3000) if i*7919%3000==1234))')" \
+    "$(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())["values"]["k01234"])' <<<"$out")"
+grep -q -- '<- extension' "$WORK/eseed.err" || fail "JavaScript did not ask p2p seed through the hyperbee extension"
+grep -q -- '-> extension' "$WORK/eseed.err" || fail "p2p seed did not answer JavaScript's hyperbee extension question"
+echo "  ok: p2p seed answers JavaScript's hyperbee extension questions"
+
 echo "Hyperdrive both ways"
 start_js jsdrive serve-drive "$WORK/jsdrive"
 dkey="$(json_field key <"$WORK/jsdrive.out")"; dport="$(json_field port <"$WORK/jsdrive.out")"

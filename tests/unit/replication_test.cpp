@@ -344,7 +344,7 @@ TEST_CASE("hyperbee extension: a get names the blocks its walk reads; the reader
   CHECK(keys.front() == "key-02000");
 
   // Garbage under the extension's name is dropped; the session goes on.
-  reading.send_extension("hyperbee", as_bytes("\xff\xff\xff"));
+  reading.send_extension("hyperbee", as_bytes("\x05\xff\xff"));
   net::prefetch_bee_get(reading, version + 100, as_bytes("key-00001"));  // a version the peer lacks: no answer
   uint64_t before = reading.stats().blocks_received;
   l.run();
