@@ -12,6 +12,7 @@ _p2p() {
       "p2p stage") path="p2p stage" ;;
       "p2p info") path="p2p info" ;;
       "p2p run") path="p2p run" ;;
+      "p2p dht") path="p2p dht" ;;
       "p2p seed") path="p2p seed" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
@@ -39,11 +40,18 @@ _p2p() {
       "p2p drive rm") path="p2p drive rm" ;;
       "p2p drive info") path="p2p drive info" ;;
       "p2p drive mirror") path="p2p drive mirror" ;;
+      "p2p dht bootstrap") path="p2p dht bootstrap" ;;
+      "p2p dht announce") path="p2p dht announce" ;;
+      "p2p dht unannounce") path="p2p dht unannounce" ;;
+      "p2p dht lookup") path="p2p dht lookup" ;;
+      "p2p dht ping") path="p2p dht ping" ;;
+      "p2p dht put") path="p2p dht put" ;;
+      "p2p dht get") path="p2p dht get" ;;
     esac
   done
   local words
   case "$path" in
-    "p2p") words="id core kv drive init stage info run seed --help -h --version --home --passphrase-file --json --quiet -q" ;;
+    "p2p") words="id core kv drive init stage info run dht seed --help -h --version --home --passphrase-file --json --quiet -q" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q" ;;
@@ -78,6 +86,14 @@ _p2p() {
     "p2p stage") words="--help -h --dry-run --home --passphrase-file --json --quiet -q" ;;
     "p2p info") words="--help -h --dir --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
     "p2p run") words="--help -h --dir --port --out --peer --from --verbose -v --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht") words="bootstrap announce unannounce lookup ping put get --help -h --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht bootstrap") words="--help -h --host --port --bootstrap --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht announce") words="--help -h --once --bootstrap --timeout --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht unannounce") words="--help -h --bootstrap --timeout --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht lookup") words="--help -h --bootstrap --timeout --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht ping") words="--help -h --timeout --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht put") words="--help -h --mutable --seq --bootstrap --timeout --home --passphrase-file --json --quiet -q" ;;
+    "p2p dht get") words="--help -h --mutable --seq --bootstrap --timeout --home --passphrase-file --json --quiet -q" ;;
     "p2p seed") words="--help -h --listen --allow --home --passphrase-file --json --quiet -q" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))

@@ -96,5 +96,6 @@ void add_drive_commands(CLI::App& app, Context& ctx);
 void add_app_commands(CLI::App& app, Context& ctx);
 void add_completion_command(CLI::App& app, Context& ctx);
 void add_seed_command(CLI::App& app, Context& ctx);
+void add_dht_commands(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli

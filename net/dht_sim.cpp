@@ -1,0 +1,95 @@
+#include "net/dht_sim.h"
+
+namespace p2p::dht {
+
+class SimNetwork::Socket : public DatagramSocket {
+ public:
+  Socket(SimNetwork& net, Address address) : net_(net), address_(address) {}
+  ~Socket() override { net_.sockets_.erase(address_); }
+  void send(const Address& to, ByteView datagram) override { net_.send(address_, to, datagram); }
+  Address local_address() const override { return address_; }
+  void set_receiver(Receiver r) override { receiver_ = std::move(r); }
+  void deliver(const Address& from, ByteView d) {
+    if (receiver_) receiver_(from, d);
+  }
+
+ private:
+  SimNetwork& net_;
+  Address address_;
+  Receiver receiver_;
+};
+
+SimNetwork::SimNetwork(uint64_t seed, SimConditions conditions) : conditions_(conditions), rng_(seed) {}
+
+SimNetwork::~SimNetwork() {
+  for (auto& [a, s] : sockets_) s->set_receiver(nullptr);
+}
+
+std::unique_ptr<DatagramSocket> SimNetwork::open_socket(const Address& address) {
+  auto s = std::make_unique<Socket>(*this, address);
+  sockets_[address] = s.get();
+  return s;
+}
+
+Clock::TimerId SimNetwork::start_timer(uint64_t delay_ms, std::function<void()> fn) {
+  TimerId id = next_timer_++;
+  timers_[id] = std::move(fn);
+  events_.push(Event{now_ + delay_ms, next_seq_++, id});
+  return id;
+}
+
+void SimNetwork::cancel_timer(TimerId id) { timers_.erase(id); }
+
+void SimNetwork::send(const Address& from, const Address& to, ByteView datagram) {
+  std::uniform_real_distribution<double> chance(0, 1);
+  if (chance(rng_) < conditions_.loss) {
+    dropped_++;
+    return;
+  }
+  std::uniform_int_distribution<uint64_t> delay(conditions_.min_delay_ms, conditions_.max_delay_ms);
+  bool twice = chance(rng_) < conditions_.duplicate;
+  schedule_packet(Packet{from, to, to_bytes(datagram)}, delay(rng_));
+  if (twice) schedule_packet(Packet{from, to, to_bytes(datagram)}, delay(rng_));
+}
+
+void SimNetwork::inject(const Address& from, const Address& to, ByteView datagram) {
+  schedule_packet(Packet{from, to, to_bytes(datagram)}, 0);
+}
+
+void SimNetwork::schedule_packet(Packet p, uint64_t delay) {
+  uint64_t seq = next_seq_++;
+  packets_.emplace(seq, std::move(p));
+  events_.push(Event{now_ + delay, seq, 0});
+}
+
+bool SimNetwork::run_until(const std::function<bool()>& done, uint64_t max_ms) {
+  uint64_t end = now_ + max_ms;
+  while (!done()) {
+    if (events_.empty() || events_.top().at > end) {
+      now_ = end;
+      return done();
+    }
+    Event e = events_.top();
+    events_.pop();
+    now_ = e.at;
+    if (e.timer != 0) {
+      auto it = timers_.find(e.timer);
+      if (it == timers_.end()) continue;  // cancelled
+      auto fn = std::move(it->second);
+      timers_.erase(it);
+      fn();
+      continue;
+    }
+    auto p = packets_.extract(e.seq);
+    auto s = sockets_.find(p.mapped().to);
+    if (s == sockets_.end()) {
+      dropped_++;  // nobody there (a killed node)
+      continue;
+    }
+    delivered_++;
+    s->second->deliver(p.mapped().from, p.mapped().bytes);
+  }
+  return true;
+}
+
+}  // namespace p2p::dht

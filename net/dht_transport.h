@@ -1,0 +1,36 @@
+// The DHT reaches the network and time only through these two interfaces, so
+// tests can run a deterministic simulated network of hundreds of nodes in one
+// process (drop, delay, reorder packets; advance time) and the real program
+// runs them on libuv (net/dht_uv.h).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "base/bytes.h"
+#include "net/dht_messages.h"
+
+namespace p2p::dht {
+
+class Clock {
+ public:
+  using TimerId = uint64_t;
+  virtual ~Clock() = default;
+  virtual uint64_t now_ms() const = 0;
+  // One-shot; the callback runs on the loop thread. Ids are never 0.
+  virtual TimerId start_timer(uint64_t delay_ms, std::function<void()> fn) = 0;
+  // Cancelling an id that already fired (or 0) is a no-op.
+  virtual void cancel_timer(TimerId id) = 0;
+};
+
+class DatagramSocket {
+ public:
+  using Receiver = std::function<void(const Address& from, ByteView datagram)>;
+  virtual ~DatagramSocket() = default;
+  // Best effort, like UDP: a datagram may be lost.
+  virtual void send(const Address& to, ByteView datagram) = 0;
+  virtual Address local_address() const = 0;
+  virtual void set_receiver(Receiver receiver) = 0;
+};
+
+}  // namespace p2p::dht

@@ -1,0 +1,155 @@
+#include "net/dht_uv.h"
+
+#include <uv.h>
+
+#include <cstring>
+#include <unordered_map>
+
+namespace p2p::dht {
+
+// --- clock ---
+
+struct UvClock::Impl {
+  struct Timer {
+    uv_timer_t handle;
+    Impl* owner;
+    TimerId id;
+    std::function<void()> fn;
+  };
+  uv_loop_t* loop;
+  TimerId next_id = 1;
+  std::unordered_map<TimerId, Timer*> timers;
+
+  static void close_timer(Timer* t) {
+    uv_timer_stop(&t->handle);
+    uv_close(reinterpret_cast<uv_handle_t*>(&t->handle),
+             [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+  }
+};
+
+UvClock::UvClock(uv_loop_s* loop) : impl_(std::make_unique<Impl>()) { impl_->loop = loop; }
+
+UvClock::~UvClock() {
+  for (auto& [id, t] : impl_->timers) Impl::close_timer(t);
+}
+
+uint64_t UvClock::now_ms() const { return uv_now(impl_->loop); }
+
+Clock::TimerId UvClock::start_timer(uint64_t delay_ms, std::function<void()> fn) {
+  auto* t = new Impl::Timer{{}, impl_.get(), impl_->next_id++, std::move(fn)};
+  uv_timer_init(impl_->loop, &t->handle);
+  t->handle.data = t;
+  impl_->timers[t->id] = t;
+  uv_timer_start(
+      &t->handle,
+      [](uv_timer_t* h) {
+        auto* timer = static_cast<Impl::Timer*>(h->data);
+        timer->owner->timers.erase(timer->id);
+        auto fn = std::move(timer->fn);
+        Impl::close_timer(timer);
+        fn();
+      },
+      delay_ms, 0);
+  return t->id;
+}
+
+void UvClock::cancel_timer(TimerId id) {
+  auto it = impl_->timers.find(id);
+  if (it == impl_->timers.end()) return;
+  Impl::close_timer(it->second);
+  impl_->timers.erase(it);
+}
+
+// --- socket ---
+
+struct UvUdpSocket::Impl {
+  uv_udp_t* handle = nullptr;  // freed by its close callback
+  Receiver receiver;
+  Address local;
+  char buffer[65536];
+};
+
+namespace {
+
+Address from_sockaddr(const sockaddr_in& sa) {
+  Address a;
+  std::memcpy(a.ip.data(), &sa.sin_addr.s_addr, 4);
+  a.port = ntohs(sa.sin_port);
+  return a;
+}
+
+sockaddr_in to_sockaddr(const Address& a) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  std::memcpy(&sa.sin_addr.s_addr, a.ip.data(), 4);
+  sa.sin_port = htons(a.port);
+  return sa;
+}
+
+}  // namespace
+
+UvUdpSocket::UvUdpSocket() : impl_(std::make_unique<Impl>()) {}
+
+Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const std::string& host, uint16_t port) {
+  std::unique_ptr<UvUdpSocket> s(new UvUdpSocket());
+  sockaddr_in sa{};
+  if (uv_ip4_addr(host.c_str(), port, &sa) != 0) {
+    return invalid_argument("not an IPv4 address to bind: " + host);
+  }
+  auto* handle = new uv_udp_t;
+  uv_udp_init(loop, handle);
+  handle->data = s->impl_.get();
+  s->impl_->handle = handle;
+  if (int rc = uv_udp_bind(handle, reinterpret_cast<const sockaddr*>(&sa), 0); rc != 0) {
+    return io_error(std::string("cannot bind UDP ") + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
+  }
+  sockaddr_in bound{};
+  int len = sizeof bound;
+  uv_udp_getsockname(handle, reinterpret_cast<sockaddr*>(&bound), &len);
+  s->impl_->local = from_sockaddr(bound);
+  uv_udp_recv_start(
+      handle,
+      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+        auto* impl = static_cast<Impl*>(h->data);
+        *buf = uv_buf_init(impl->buffer, sizeof impl->buffer);
+      },
+      [](uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
+        auto* impl = static_cast<Impl*>(h->data);
+        if (n <= 0 || !addr || addr->sa_family != AF_INET || !impl->receiver) return;
+        impl->receiver(from_sockaddr(*reinterpret_cast<const sockaddr_in*>(addr)),
+                       ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n)));
+      });
+  return s;
+}
+
+UvUdpSocket::~UvUdpSocket() {
+  if (!impl_->handle) return;
+  uv_udp_recv_stop(impl_->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(impl_->handle), [](uv_handle_t* h) { delete reinterpret_cast<uv_udp_t*>(h); });
+}
+
+void UvUdpSocket::send(const Address& to, ByteView datagram) {
+  sockaddr_in sa = to_sockaddr(to);
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
+                             static_cast<unsigned>(datagram.size()));
+  int rc = uv_udp_try_send(impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa));
+  if (rc != UV_EAGAIN) return;  // sent, or failed the way UDP may fail
+  // The kernel's queue is full: queue a copy in libuv.
+  struct Send {
+    uv_udp_send_t req;
+    Bytes bytes;
+  };
+  auto* s = new Send{{}, to_bytes(datagram)};
+  s->req.data = s;
+  buf = uv_buf_init(reinterpret_cast<char*>(s->bytes.data()), static_cast<unsigned>(s->bytes.size()));
+  if (uv_udp_send(&s->req, impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa),
+                  [](uv_udp_send_t* r, int) { delete static_cast<Send*>(r->data); }) != 0) {
+    delete s;
+  }
+}
+
+Address UvUdpSocket::local_address() const { return impl_->local; }
+
+void UvUdpSocket::set_receiver(Receiver receiver) { impl_->receiver = std::move(receiver); }
+
+}  // namespace p2p::dht

@@ -1,0 +1,494 @@
+#include "net/hyperdht.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include "core/encoding.h"
+
+namespace p2p::dht {
+namespace {
+
+constexpr uint64_t kMaxBumpDriftMs = 60'000;
+constexpr size_t kMaxLookupPeers = 20;
+constexpr uint64_t kSweepIntervalMs = 60'000;
+
+struct HashKey {
+  size_t operator()(const Hash32& h) const {
+    size_t v;
+    std::memcpy(&v, h.data(), sizeof v);
+    return v;
+  }
+};
+
+uint64_t wall_clock_ms() {
+  using namespace std::chrono;
+  return static_cast<uint64_t>(duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count());
+}
+
+Bytes encode_uint(uint64_t n) {
+  enc::Encoder e;
+  e.uint(n);
+  return e.take();
+}
+
+}  // namespace
+
+// What a persistent node holds for others. Expiry is lazy on read plus a
+// sweep whenever an insert finds the store full, so memory stays bounded.
+struct HyperDht::Store {
+  struct Record {
+    Key32 public_key;
+    Bytes encoded;  // encode_peer(), served as is
+    uint64_t expires;
+  };
+  struct Topic {
+    std::vector<Record> records;
+    uint64_t bump = 0;
+    std::optional<Record> forward;  // a server announcing itself (target = H(public key))
+  };
+  struct Value {
+    Bytes bytes;  // immutable: the value; mutable: encode_mutable_record()
+    uint64_t expires;
+  };
+  struct Refresh {
+    Hash32 topic;
+    Bytes record;
+    bool announce_self;
+    uint64_t expires;
+  };
+
+  StoreLimits limits;
+  std::unordered_map<Hash32, Topic, HashKey> topics;
+  size_t record_count = 0;
+  std::unordered_map<Hash32, Value, HashKey> mutables, immutables;
+  size_t value_bytes = 0;
+  std::unordered_map<Hash32, Refresh, HashKey> refreshes;  // by H(refresh token)
+  uint64_t last_sweep = 0;
+
+  void sweep(uint64_t now) {
+    for (auto& [k, t] : topics) {
+      if (t.forward && t.forward->expires <= now) t.forward.reset();
+    }
+    sweep_records_until(now);
+    for (auto* values : {&mutables, &immutables}) {
+      std::erase_if(*values, [&](const auto& kv) {
+        if (kv.second.expires > now) return false;
+        value_bytes -= kv.second.bytes.size();
+        return true;
+      });
+    }
+    std::erase_if(refreshes, [&](const auto& kv) { return kv.second.expires <= now; });
+  }
+
+  // When full: drop expired records, then the eighth that expires soonest, so
+  // the cost of a full scan is spread over many inserts.
+  void make_room_for_record(uint64_t now) {
+    if (record_count < limits.max_records) return;
+    sweep(now);
+    if (record_count < limits.max_records) return;
+    std::vector<uint64_t> expiries;
+    expiries.reserve(record_count);
+    for (const auto& [k, t] : topics) {
+      for (const auto& r : t.records) expiries.push_back(r.expires);
+    }
+    auto nth = expiries.begin() + static_cast<long>(expiries.size() / 8);
+    std::nth_element(expiries.begin(), nth, expiries.end());
+    sweep_records_until(*nth);
+  }
+
+  void sweep_records_until(uint64_t threshold) {
+    for (auto it = topics.begin(); it != topics.end();) {
+      auto& recs = it->second.records;
+      size_t before = recs.size();
+      std::erase_if(recs, [&](const Record& r) { return r.expires <= threshold; });
+      record_count -= before - recs.size();
+      if (recs.empty() && !it->second.forward) it = topics.erase(it);
+      else ++it;
+    }
+  }
+
+  void add_record(const Hash32& topic, const Key32& pk, Bytes encoded, uint64_t now) {
+    Topic& t = topics[topic];
+    for (auto& r : t.records) {
+      if (r.public_key == pk) {
+        r.encoded = std::move(encoded);
+        r.expires = now + limits.record_ttl_ms;
+        return;
+      }
+    }
+    make_room_for_record(now);
+    topics[topic].records.push_back(Record{pk, std::move(encoded), now + limits.record_ttl_ms});
+    record_count++;
+  }
+
+  void remove_record(const Hash32& topic, const Key32& pk) {
+    auto it = topics.find(topic);
+    if (it == topics.end()) return;
+    size_t before = it->second.records.size();
+    std::erase_if(it->second.records, [&](const Record& r) { return r.public_key == pk; });
+    record_count -= before - it->second.records.size();
+    if (it->second.forward && it->second.forward->public_key == pk) it->second.forward.reset();
+    if (it->second.records.empty() && !it->second.forward) topics.erase(it);
+  }
+
+  void set_forward(const Hash32& topic, const Key32& pk, Bytes encoded, uint64_t now) {
+    remove_record(topic, pk);
+    topics[topic].forward = Record{pk, std::move(encoded), now + limits.record_ttl_ms};
+  }
+
+  bool put_value(std::unordered_map<Hash32, Value, HashKey>& map, const Hash32& key, Bytes bytes, uint64_t now) {
+    if (bytes.size() > limits.max_value_bytes) return false;
+    if (auto it = map.find(key); it != map.end()) {
+      value_bytes -= it->second.bytes.size();
+      map.erase(it);
+    }
+    if (mutables.size() + immutables.size() >= limits.max_values ||
+        value_bytes + bytes.size() > limits.max_value_bytes) {
+      sweep(now);
+    }
+    if (mutables.size() + immutables.size() >= limits.max_values ||
+        value_bytes + bytes.size() > limits.max_value_bytes) {
+      return false;  // full of live values: refuse rather than evict others' data
+    }
+    value_bytes += bytes.size();
+    map[key] = Value{std::move(bytes), now + limits.value_ttl_ms};
+    return true;
+  }
+
+  const Value* get_value(const std::unordered_map<Hash32, Value, HashKey>& map, const Hash32& key,
+                         uint64_t now) const {
+    auto it = map.find(key);
+    return it == map.end() || it->second.expires <= now ? nullptr : &it->second;
+  }
+};
+
+HyperDht::HyperDht(Node& node, StoreLimits limits) : node_(node), store_(std::make_unique<Store>()) {
+  store_->limits = limits;
+  node_.set_request_handler([this](const InboundRequest& r) { return on_request(r); });
+}
+
+HyperDht::~HyperDht() { node_.set_request_handler(nullptr); }
+
+StoreStats HyperDht::store_stats() const {
+  StoreStats s;
+  s.topics = store_->topics.size();
+  s.records = store_->record_count;
+  for (const auto& [k, t] : store_->topics) s.forwards += t.forward ? 1 : 0;
+  s.values = store_->mutables.size() + store_->immutables.size();
+  s.value_bytes = store_->value_bytes;
+  return s;
+}
+
+// --- serving ---
+
+std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
+  const Request& req = in.message;
+  auto id = node_.id();
+  if (!id) return std::nullopt;  // ephemeral nodes store nothing
+  Store& s = *store_;
+  uint64_t now = node_.clock().now_ms();
+  const Answer ok_silent{.token = false, .closer_nodes = false};
+  if (now - s.last_sweep >= kSweepIntervalMs) {
+    s.sweep(now);
+    s.last_sweep = now;
+  }
+
+  switch (req.command) {
+    case kFindPeer: {
+      if (!req.target) return Answer::dropped();
+      auto it = s.topics.find(*req.target);
+      if (it != s.topics.end() && it->second.forward && it->second.forward->expires > now) {
+        return Answer{.value = it->second.forward->encoded};
+      }
+      return Answer{};
+    }
+    case kLookup: {
+      if (!req.target) return Answer::dropped();
+      auto it = s.topics.find(*req.target);
+      if (it == s.topics.end()) return Answer{};
+      std::vector<ByteView> peers;
+      for (const auto& r : it->second.records) {
+        if (r.expires > now && peers.size() < kMaxLookupPeers) peers.push_back(r.encoded);
+      }
+      const auto& fwd = it->second.forward;
+      if (fwd && fwd->expires > now && peers.size() < kMaxLookupPeers) peers.push_back(fwd->encoded);
+      if (peers.empty()) return Answer{};
+      return Answer{.value = encode_lookup_reply(peers, it->second.bump)};
+    }
+    case kAnnounce:
+    case kUnannounce: {
+      if (!req.target || !req.token || !req.value) return Answer::dropped();
+      auto ann = decode_announce(*req.value);
+      if (!ann) return Answer::dropped();
+      bool is_announce = req.command == kAnnounce;
+      if (!ann->peer) {
+        if (!is_announce || !ann->refresh) return Answer::dropped();
+        // A refresh: renew what an earlier announce registered under this token.
+        auto it = s.refreshes.find(crypto::hash({*ann->refresh}));
+        if (it == s.refreshes.end() || it->second.expires <= now) return Answer::dropped();
+        Store::Refresh r = it->second;
+        s.refreshes.erase(it);
+        Key32 pk;
+        std::copy_n(r.record.begin(), 32, pk.begin());
+        if (r.announce_self) s.set_forward(r.topic, pk, r.record, now);
+        else s.add_record(r.topic, pk, r.record, now);
+        r.expires = now + s.limits.record_ttl_ms;
+        s.refreshes[*ann->refresh] = r;
+        return ok_silent;
+      }
+      if (!ann->signature) return Answer::dropped();
+      const Hash32& ns = is_announce ? namespaces().announce : namespaces().unannounce;
+      auto signable = announce_signable(ns, *req.target, *id, *req.token, *ann->peer, ann->refresh);
+      if (!crypto::verify(signable, *ann->signature, ann->peer->public_key)) return Answer::dropped();
+      if (!is_announce) {
+        s.remove_record(*req.target, ann->peer->public_key);
+        return ok_silent;
+      }
+      PeerRecord peer = *ann->peer;
+      if (peer.relay_addresses.size() > kMaxRelayAddresses) peer.relay_addresses.resize(kMaxRelayAddresses);
+      Bytes record = encode_peer(peer);
+      bool announce_self = crypto::hash({peer.public_key}) == *req.target;
+      if (announce_self) {
+        s.set_forward(*req.target, peer.public_key, record, now);
+      } else {
+        s.add_record(*req.target, peer.public_key, record, now);
+        Store::Topic& t = s.topics[*req.target];
+        // bump is a wall-clock time in ms; one far in the future is ignored.
+        if (ann->bump > t.bump && ann->bump <= wall_clock_ms() + kMaxBumpDriftMs) t.bump = ann->bump;
+      }
+      if (ann->refresh) {
+        s.refreshes[crypto::hash({*ann->refresh})] =
+            Store::Refresh{*req.target, record, announce_self, now + s.limits.record_ttl_ms};
+      }
+      return ok_silent;
+    }
+    case kMutableGet: {
+      if (!req.target || !req.value) return Answer::dropped();
+      enc::Decoder d(*req.value);
+      uint64_t min_seq = d.uint();
+      if (!d.ok()) return Answer::dropped();
+      const Store::Value* v = s.get_value(s.mutables, *req.target, now);
+      if (!v) return Answer{};
+      enc::Decoder stored(v->bytes);
+      if (stored.uint() < min_seq) return Answer{};
+      return Answer{.value = v->bytes};
+    }
+    case kMutablePut: {
+      if (!req.target || !req.token || !req.value) return Answer::dropped();
+      auto put = decode_mutable_put(*req.value);
+      if (!put || crypto::hash({put->public_key}) != *req.target) return Answer::dropped();
+      if (!crypto::verify(mutable_signable(put->seq, put->value), put->signature, put->public_key)) {
+        return Answer::dropped();
+      }
+      if (const Store::Value* v = s.get_value(s.mutables, *req.target, now)) {
+        auto existing = decode_mutable_record(v->bytes);
+        if (existing && existing->seq == put->seq && existing->value != put->value) {
+          return Answer{.error = kErrorSeqReused, .token = false};
+        }
+        if (existing && put->seq < existing->seq) return Answer{.error = kErrorSeqTooLow, .token = false};
+      }
+      MutableRecord rec{put->seq, std::move(put->value), put->signature};
+      if (!s.put_value(s.mutables, *req.target, encode_mutable_record(rec), now)) return Answer::dropped();
+      return Answer{};
+    }
+    case kImmutableGet: {
+      if (!req.target) return Answer::dropped();
+      const Store::Value* v = s.get_value(s.immutables, *req.target, now);
+      return v ? Answer{.value = v->bytes} : Answer{};
+    }
+    case kImmutablePut: {
+      if (!req.target || !req.token || !req.value) return Answer::dropped();
+      if (crypto::hash({*req.value}) != *req.target) return Answer::dropped();
+      if (!s.put_value(s.immutables, *req.target, *req.value, now)) return Answer::dropped();
+      return Answer{};
+    }
+  }
+  return std::nullopt;
+}
+
+// --- client operations ---
+
+void HyperDht::put_query(uint64_t query_command, const Hash32& target, std::optional<Bytes> query_value,
+                         std::function<std::optional<OutboundRequest>(const Reply&)> make_commit,
+                         std::function<void(const PutResult&)> done) {
+  auto last_error = std::make_shared<uint64_t>(0);
+  QuerySpec spec{.command = query_command, .target = target, .value = std::move(query_value)};
+  spec.commit = [this, make_commit, last_error](const Reply& reply, std::function<void(bool)> settled) {
+    if (!reply.token || !reply.from_id) return settled(false);
+    auto req = make_commit(reply);
+    if (!req) return settled(false);
+    req->token = reply.token;
+    node_.request(reply.from, *req, [settled, last_error](const Reply* r) {
+      if (r && r->error != 0) *last_error = r->error;
+      settled(r && r->error == 0);
+    });
+  };
+  spec.on_done = [done, last_error](const QueryResult& q) {
+    PutResult r{.ok = q.ok, .nodes = q.commits_ok, .error = *last_error, .message = q.error};
+    done(r);
+  };
+  node_.query(std::move(spec));
+}
+
+void HyperDht::lookup(const Hash32& topic, std::function<void(const FoundPeer&)> on_peer,
+                      std::function<void(const QueryResult&)> done) {
+  node_.query(QuerySpec{.command = kLookup,
+                        .target = topic,
+                        .on_reply =
+                            [on_peer](const Reply& r) {
+                              if (!r.value) return;
+                              auto reply = decode_lookup_reply(*r.value);
+                              if (!reply) return;
+                              for (auto& p : reply->peers) on_peer(FoundPeer{std::move(p), r.from});
+                            },
+                        .on_done = std::move(done)});
+}
+
+void HyperDht::find_peer(const Key32& public_key, std::function<void(std::optional<FoundPeer>)> done) {
+  auto found = std::make_shared<std::optional<FoundPeer>>();
+  auto finish = std::make_shared<std::function<void(std::optional<FoundPeer>)>>(std::move(done));
+  node_.query(QuerySpec{.command = kFindPeer,
+                                 .target = crypto::hash({public_key}),
+                                 .on_reply =
+                                     [found, public_key](const Reply& r) {
+                                       if (*found || !r.value) return;
+                                       auto peer = decode_peer(*r.value);
+                                       if (peer && peer->public_key == public_key) *found = FoundPeer{*peer, r.from};
+                                     },
+                                 .on_done = [found, finish](const QueryResult&) { (*finish)(*found); }});
+}
+
+void HyperDht::announce(const Hash32& topic, const crypto::KeyPair& key_pair, std::vector<Address> relay_addresses,
+                        std::function<void(const PutResult&)> done) {
+  if (relay_addresses.size() > kMaxRelayAddresses) relay_addresses.resize(kMaxRelayAddresses);
+  PeerRecord peer{key_pair.public_key, std::move(relay_addresses)};
+  put_query(
+      kLookup, topic, std::nullopt,
+      [topic, peer, key_pair](const Reply& reply) -> std::optional<OutboundRequest> {
+        Announce ann{.peer = peer};
+        ann.signature =
+            crypto::sign(announce_signable(namespaces().announce, topic, *reply.from_id, *reply.token, peer, std::nullopt),
+                         key_pair);
+        return OutboundRequest{.command = kAnnounce, .target = topic, .value = encode_announce(ann)};
+      },
+      std::move(done));
+}
+
+void HyperDht::unannounce(const Hash32& topic, const crypto::KeyPair& key_pair,
+                          std::function<void(const PutResult&)> done) {
+  store_->remove_record(topic, key_pair.public_key);
+  struct State {
+    size_t pending = 0, removed = 0;
+    bool query_done = false;
+    std::function<void(const PutResult&)> done;
+    void maybe_finish() {
+      if (query_done && pending == 0 && done) {
+        auto cb = std::move(done);
+        done = nullptr;
+        cb(PutResult{.ok = true, .nodes = removed});
+      }
+    }
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  PeerRecord peer{key_pair.public_key, {}};
+  QuerySpec spec{.command = kLookup, .target = topic};
+  spec.on_reply = [this, state, topic, peer, key_pair](const Reply& r) {
+    if (!r.value || !r.token || !r.from_id) return;
+    auto reply = decode_lookup_reply(*r.value);
+    if (!reply) return;
+    bool holds_ours = reply->peers.size() >= kMaxLookupPeers;
+    for (const auto& p : reply->peers) holds_ours = holds_ours || p.public_key == key_pair.public_key;
+    if (!holds_ours) return;
+    Announce ann{.peer = peer};
+    ann.signature = crypto::sign(
+        announce_signable(namespaces().unannounce, topic, *r.from_id, *r.token, peer, std::nullopt), key_pair);
+    state->pending++;
+    node_.request(r.from,
+                  OutboundRequest{.command = kUnannounce, .target = topic, .value = encode_announce(ann), .token = r.token},
+                  [state](const Reply* res) {
+                    state->pending--;
+                    if (res && res->error == 0) state->removed++;
+                    state->maybe_finish();
+                  });
+  };
+  spec.on_done = [state](const QueryResult&) {
+    state->query_done = true;
+    state->maybe_finish();
+  };
+  node_.query(std::move(spec));
+}
+
+void HyperDht::immutable_put(ByteView value, std::function<void(const Hash32&, const PutResult&)> done) {
+  Hash32 target = crypto::hash({value});
+  Bytes copy = to_bytes(value);
+  put_query(
+      kImmutableGet, target, std::nullopt,
+      [target, copy](const Reply&) -> std::optional<OutboundRequest> {
+        return OutboundRequest{.command = kImmutablePut, .target = target, .value = copy};
+      },
+      [target, done](const PutResult& r) { done(target, r); });
+}
+
+void HyperDht::immutable_get(const Hash32& hash, std::function<void(std::optional<Bytes>)> done) {
+  auto result = std::make_shared<std::optional<Bytes>>();
+  auto finish = std::make_shared<std::function<void(std::optional<Bytes>)>>(std::move(done));
+  auto query = std::make_shared<std::weak_ptr<Query>>();
+  *query = node_.query(QuerySpec{.command = kImmutableGet,
+                                 .target = hash,
+                                 .on_reply =
+                                     [result, finish, query, hash](const Reply& r) {
+                                       if (*result || !r.value || crypto::hash({*r.value}) != hash) return;
+                                       *result = *r.value;
+                                       // The first verified value is the answer: stop asking.
+                                       if (auto q = query->lock()) q->cancel();
+                                       if (*finish) {
+                                         auto cb = std::move(*finish);
+                                         *finish = nullptr;
+                                         cb(*result);
+                                       }
+                                     },
+                                 .on_done =
+                                     [result, finish](const QueryResult&) {
+                                       if (*finish) (*finish)(*result);
+                                     }});
+}
+
+void HyperDht::mutable_put(const crypto::KeyPair& key_pair, ByteView value, uint64_t seq,
+                           std::function<void(const PutResult&)> done) {
+  Hash32 target = crypto::hash({key_pair.public_key});
+  MutablePut put{key_pair.public_key, seq, to_bytes(value), crypto::sign(mutable_signable(seq, value), key_pair)};
+  Bytes signed_put = encode_mutable_put(put);
+  put_query(
+      kMutableGet, target, encode_uint(0),
+      [target, signed_put](const Reply&) -> std::optional<OutboundRequest> {
+        return OutboundRequest{.command = kMutablePut, .target = target, .value = signed_put};
+      },
+      std::move(done));
+}
+
+void HyperDht::mutable_get(const Key32& public_key, uint64_t min_seq,
+                           std::function<void(std::optional<MutableValue>)> done) {
+  auto best = std::make_shared<std::optional<MutableValue>>();
+  node_.query(QuerySpec{.command = kMutableGet,
+                        .target = crypto::hash({public_key}),
+                        .value = encode_uint(min_seq),
+                        .on_reply =
+                            [best, public_key, min_seq](const Reply& r) {
+                              if (!r.value) return;
+                              auto rec = decode_mutable_record(*r.value);
+                              if (!rec || rec->seq < min_seq || (*best && rec->seq <= (*best)->record.seq)) return;
+                              if (!crypto::verify(mutable_signable(rec->seq, rec->value), rec->signature, public_key)) return;
+                              *best = MutableValue{std::move(*rec), r.from};
+                            },
+                        .on_done = [best, done](const QueryResult&) { done(*best); }});
+}
+
+Hash32 topic_from_text(std::string_view text) {
+  if (auto key = key_from_hex(text)) return *key;
+  return crypto::hash({as_bytes(text)});
+}
+
+}  // namespace p2p::dht

@@ -1,0 +1,94 @@
+// HyperDHT on a dht-rpc node (spec section j): the records a persistent node
+// stores for others (announces, mutable and immutable values) and the client
+// operations that put and find them. Peer handshakes and holepunching come
+// with connections (net/connect, not here).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/crypto.h"
+#include "net/dht_query.h"
+#include "net/dht_rpc.h"
+
+namespace p2p::dht {
+
+struct StoreLimits {
+  size_t max_records = 65536;               // announce records, as hyperdht's default
+  uint64_t record_ttl_ms = 20 * 60 * 1000;  // an announce lives 20 minutes unless renewed
+  size_t max_values = 32768;                // mutable + immutable values
+  size_t max_value_bytes = 16 * 1024 * 1024;  // their total size
+  uint64_t value_ttl_ms = 48ull * 60 * 60 * 1000;
+};
+
+struct StoreStats {
+  size_t topics = 0, records = 0, forwards = 0, values = 0, value_bytes = 0;
+};
+
+struct FoundPeer {
+  PeerRecord peer{};
+  Address from{};  // the DHT node that held the record
+};
+
+struct PutResult {
+  bool ok = false;
+  size_t nodes = 0;    // nodes that accepted
+  uint64_t error = 0;  // the nodes' error when none accepted (SEQ_REUSED, SEQ_TOO_LOW, ...)
+  std::string message{};
+};
+
+struct MutableValue {
+  MutableRecord record{};
+  Address from{};
+};
+
+class HyperDht {
+ public:
+  // Installs the request handler on `node`; records are served only while the
+  // node is persistent, as hyperdht does.
+  HyperDht(Node& node, StoreLimits limits = {});
+  ~HyperDht();
+  HyperDht(const HyperDht&) = delete;
+  HyperDht& operator=(const HyperDht&) = delete;
+
+  Node& node() { return node_; }
+  StoreStats store_stats() const;
+
+  // Each peer as it is found (duplicates across nodes included), then `done`.
+  void lookup(const Hash32& topic, std::function<void(const FoundPeer&)> on_peer,
+              std::function<void(const QueryResult&)> done);
+  void find_peer(const Key32& public_key, std::function<void(std::optional<FoundPeer>)> done);
+  void announce(const Hash32& topic, const crypto::KeyPair& key_pair, std::vector<Address> relay_addresses,
+                std::function<void(const PutResult&)> done);
+  // Asks the nodes holding our record to drop it (signed, so only we can).
+  void unannounce(const Hash32& topic, const crypto::KeyPair& key_pair, std::function<void(const PutResult&)> done);
+
+  void immutable_put(ByteView value, std::function<void(const Hash32&, const PutResult&)> done);
+  // The first value whose hash matches.
+  void immutable_get(const Hash32& hash, std::function<void(std::optional<Bytes>)> done);
+  void mutable_put(const crypto::KeyPair& key_pair, ByteView value, uint64_t seq,
+                   std::function<void(const PutResult&)> done);
+  // The highest verified sequence number at or above min_seq.
+  void mutable_get(const Key32& public_key, uint64_t min_seq, std::function<void(std::optional<MutableValue>)> done);
+
+ private:
+  struct Store;
+  std::optional<Answer> on_request(const InboundRequest& req);
+  // A query whose closest replies each get `make_commit(reply)` sent with their token.
+  void put_query(uint64_t query_command, const Hash32& target, std::optional<Bytes> query_value,
+                 std::function<std::optional<OutboundRequest>(const Reply&)> make_commit,
+                 std::function<void(const PutResult&)> done);
+
+  Node& node_;
+  std::unique_ptr<Store> store_;
+};
+
+// A topic from the command line: 64 hex characters as they are, anything
+// else hashed (BLAKE2b-256 of its UTF-8 bytes).
+Hash32 topic_from_text(std::string_view text);
+
+}  // namespace p2p::dht
