@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
-#include <unordered_map>
 
 #include "core/encoding.h"
 
@@ -13,14 +11,6 @@ namespace {
 constexpr uint64_t kMaxBumpDriftMs = 60'000;
 constexpr size_t kMaxLookupPeers = 20;
 constexpr uint64_t kSweepIntervalMs = 60'000;
-
-struct HashKey {
-  size_t operator()(const Hash32& h) const {
-    size_t v;
-    std::memcpy(&v, h.data(), sizeof v);
-    return v;
-  }
-};
 
 uint64_t wall_clock_ms() {
   using namespace std::chrono;
@@ -35,245 +25,53 @@ Bytes encode_uint(uint64_t n) {
 
 }  // namespace
 
-// What a persistent node holds for others. Expiry is lazy on read plus a
-// sweep whenever an insert finds the store full, so memory stays bounded.
-struct HyperDht::Store {
-  struct Record {
-    Key32 public_key;
-    Bytes encoded;  // encode_peer(), served as is
-    uint64_t expires;
-  };
-  struct Topic {
-    std::vector<Record> records;
-    uint64_t bump = 0;
-    std::optional<Record> forward;  // a server announcing itself (target = H(public key))
-  };
-  struct Value {
-    Bytes bytes;  // immutable: the value; mutable: encode_mutable_record()
-    uint64_t expires;
-  };
-  struct Refresh {
-    Hash32 topic;
-    Bytes record;
-    bool announce_self;
-    uint64_t expires;
-  };
-
-  StoreLimits limits;
-  std::unordered_map<Hash32, Topic, HashKey> topics;
-  size_t record_count = 0;
-  std::unordered_map<Hash32, Value, HashKey> mutables, immutables;
-  size_t value_bytes = 0;
-  std::unordered_map<Hash32, Refresh, HashKey> refreshes;  // by H(refresh token)
-  uint64_t last_sweep = 0;
-
-  void sweep(uint64_t now) {
-    for (auto& [k, t] : topics) {
-      if (t.forward && t.forward->expires <= now) t.forward.reset();
-    }
-    sweep_records_until(now);
-    for (auto* values : {&mutables, &immutables}) {
-      std::erase_if(*values, [&](const auto& kv) {
-        if (kv.second.expires > now) return false;
-        value_bytes -= kv.second.bytes.size();
-        return true;
-      });
-    }
-    std::erase_if(refreshes, [&](const auto& kv) { return kv.second.expires <= now; });
-  }
-
-  // When full: drop expired records, then the eighth that expires soonest, so
-  // the cost of a full scan is spread over many inserts.
-  void make_room_for_record(uint64_t now) {
-    if (record_count < limits.max_records) return;
-    sweep(now);
-    if (record_count < limits.max_records) return;
-    std::vector<uint64_t> expiries;
-    expiries.reserve(record_count);
-    for (const auto& [k, t] : topics) {
-      for (const auto& r : t.records) expiries.push_back(r.expires);
-    }
-    auto nth = expiries.begin() + static_cast<long>(expiries.size() / 8);
-    std::nth_element(expiries.begin(), nth, expiries.end());
-    sweep_records_until(*nth);
-  }
-
-  void sweep_records_until(uint64_t threshold) {
-    for (auto it = topics.begin(); it != topics.end();) {
-      auto& recs = it->second.records;
-      size_t before = recs.size();
-      std::erase_if(recs, [&](const Record& r) { return r.expires <= threshold; });
-      record_count -= before - recs.size();
-      if (recs.empty() && !it->second.forward) it = topics.erase(it);
-      else ++it;
-    }
-  }
-
-  void add_record(const Hash32& topic, const Key32& pk, Bytes encoded, uint64_t now) {
-    Topic& t = topics[topic];
-    for (auto& r : t.records) {
-      if (r.public_key == pk) {
-        r.encoded = std::move(encoded);
-        r.expires = now + limits.record_ttl_ms;
-        return;
-      }
-    }
-    make_room_for_record(now);
-    topics[topic].records.push_back(Record{pk, std::move(encoded), now + limits.record_ttl_ms});
-    record_count++;
-  }
-
-  void remove_record(const Hash32& topic, const Key32& pk) {
-    auto it = topics.find(topic);
-    if (it == topics.end()) return;
-    size_t before = it->second.records.size();
-    std::erase_if(it->second.records, [&](const Record& r) { return r.public_key == pk; });
-    record_count -= before - it->second.records.size();
-    if (it->second.forward && it->second.forward->public_key == pk) it->second.forward.reset();
-    if (it->second.records.empty() && !it->second.forward) topics.erase(it);
-  }
-
-  void set_forward(const Hash32& topic, const Key32& pk, Bytes encoded, uint64_t now) {
-    remove_record(topic, pk);
-    topics[topic].forward = Record{pk, std::move(encoded), now + limits.record_ttl_ms};
-  }
-
-  bool put_value(std::unordered_map<Hash32, Value, HashKey>& map, const Hash32& key, Bytes bytes, uint64_t now) {
-    if (bytes.size() > limits.max_value_bytes) return false;
-    if (auto it = map.find(key); it != map.end()) {
-      value_bytes -= it->second.bytes.size();
-      map.erase(it);
-    }
-    if (mutables.size() + immutables.size() >= limits.max_values ||
-        value_bytes + bytes.size() > limits.max_value_bytes) {
-      sweep(now);
-    }
-    if (mutables.size() + immutables.size() >= limits.max_values ||
-        value_bytes + bytes.size() > limits.max_value_bytes) {
-      return false;  // full of live values: refuse rather than evict others' data
-    }
-    value_bytes += bytes.size();
-    map[key] = Value{std::move(bytes), now + limits.value_ttl_ms};
-    return true;
-  }
-
-  const Value* get_value(const std::unordered_map<Hash32, Value, HashKey>& map, const Hash32& key,
-                         uint64_t now) const {
-    auto it = map.find(key);
-    return it == map.end() || it->second.expires <= now ? nullptr : &it->second;
-  }
-};
-
-HyperDht::HyperDht(Node& node, StoreLimits limits) : node_(node), store_(std::make_unique<Store>()) {
-  store_->limits = limits;
+HyperDht::HyperDht(Node& node, StoreLimits limits) : node_(node), store_(std::make_unique<RecordStore>(limits)) {
   node_.set_request_handler([this](const InboundRequest& r) { return on_request(r); });
 }
 
 HyperDht::~HyperDht() { node_.set_request_handler(nullptr); }
 
-StoreStats HyperDht::store_stats() const {
-  StoreStats s;
-  s.topics = store_->topics.size();
-  s.records = store_->record_count;
-  for (const auto& [k, t] : store_->topics) s.forwards += t.forward ? 1 : 0;
-  s.values = store_->mutables.size() + store_->immutables.size();
-  s.value_bytes = store_->value_bytes;
-  return s;
-}
+StoreStats HyperDht::store_stats() const { return store_->stats(); }
 
 // --- serving ---
 
 std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
   const Request& req = in.message;
   auto id = node_.id();
-  if (!id) return std::nullopt;  // ephemeral nodes store nothing
-  Store& s = *store_;
+  if (!id) return std::nullopt;  // ephemeral nodes store nothing, as hyperdht
+  RecordStore& s = *store_;
   uint64_t now = node_.clock().now_ms();
-  const Answer ok_silent{.token = false, .closer_nodes = false};
-  if (now - s.last_sweep >= kSweepIntervalMs) {
+  if (now - last_sweep_ >= kSweepIntervalMs) {
     s.sweep(now);
-    s.last_sweep = now;
+    last_sweep_ = now;
   }
-
   switch (req.command) {
     case kFindPeer: {
       if (!req.target) return Answer::dropped();
-      auto it = s.topics.find(*req.target);
-      if (it != s.topics.end() && it->second.forward && it->second.forward->expires > now) {
-        return Answer{.value = it->second.forward->encoded};
-      }
-      return Answer{};
+      auto fwd = s.forward(*req.target, now);
+      return fwd ? Answer{.value = encode_peer(*fwd)} : Answer{};
     }
     case kLookup: {
       if (!req.target) return Answer::dropped();
-      auto it = s.topics.find(*req.target);
-      if (it == s.topics.end()) return Answer{};
-      std::vector<ByteView> peers;
-      for (const auto& r : it->second.records) {
-        if (r.expires > now && peers.size() < kMaxLookupPeers) peers.push_back(r.encoded);
-      }
-      const auto& fwd = it->second.forward;
-      if (fwd && fwd->expires > now && peers.size() < kMaxLookupPeers) peers.push_back(fwd->encoded);
+      auto peers = s.peers(*req.target, kMaxLookupPeers, now);
       if (peers.empty()) return Answer{};
-      return Answer{.value = encode_lookup_reply(peers, it->second.bump)};
+      std::vector<Bytes> encoded;
+      for (const auto& p : peers) encoded.push_back(encode_peer(p));
+      return Answer{.value = encode_lookup_reply(std::vector<ByteView>(encoded.begin(), encoded.end()), s.bump(*req.target))};
     }
     case kAnnounce:
-    case kUnannounce: {
-      if (!req.target || !req.token || !req.value) return Answer::dropped();
-      auto ann = decode_announce(*req.value);
-      if (!ann) return Answer::dropped();
-      bool is_announce = req.command == kAnnounce;
-      if (!ann->peer) {
-        if (!is_announce || !ann->refresh) return Answer::dropped();
-        // A refresh: renew what an earlier announce registered under this token.
-        auto it = s.refreshes.find(crypto::hash({*ann->refresh}));
-        if (it == s.refreshes.end() || it->second.expires <= now) return Answer::dropped();
-        Store::Refresh r = it->second;
-        s.refreshes.erase(it);
-        Key32 pk;
-        std::copy_n(r.record.begin(), 32, pk.begin());
-        if (r.announce_self) s.set_forward(r.topic, pk, r.record, now);
-        else s.add_record(r.topic, pk, r.record, now);
-        r.expires = now + s.limits.record_ttl_ms;
-        s.refreshes[*ann->refresh] = r;
-        return ok_silent;
-      }
-      if (!ann->signature) return Answer::dropped();
-      const Hash32& ns = is_announce ? namespaces().announce : namespaces().unannounce;
-      auto signable = announce_signable(ns, *req.target, *id, *req.token, *ann->peer, ann->refresh);
-      if (!crypto::verify(signable, *ann->signature, ann->peer->public_key)) return Answer::dropped();
-      if (!is_announce) {
-        s.remove_record(*req.target, ann->peer->public_key);
-        return ok_silent;
-      }
-      PeerRecord peer = *ann->peer;
-      if (peer.relay_addresses.size() > kMaxRelayAddresses) peer.relay_addresses.resize(kMaxRelayAddresses);
-      Bytes record = encode_peer(peer);
-      bool announce_self = crypto::hash({peer.public_key}) == *req.target;
-      if (announce_self) {
-        s.set_forward(*req.target, peer.public_key, record, now);
-      } else {
-        s.add_record(*req.target, peer.public_key, record, now);
-        Store::Topic& t = s.topics[*req.target];
-        // bump is a wall-clock time in ms; one far in the future is ignored.
-        if (ann->bump > t.bump && ann->bump <= wall_clock_ms() + kMaxBumpDriftMs) t.bump = ann->bump;
-      }
-      if (ann->refresh) {
-        s.refreshes[crypto::hash({*ann->refresh})] =
-            Store::Refresh{*req.target, record, announce_self, now + s.limits.record_ttl_ms};
-      }
-      return ok_silent;
-    }
+    case kUnannounce:
+      return on_announce(req, *id, now);
     case kMutableGet: {
       if (!req.target || !req.value) return Answer::dropped();
       enc::Decoder d(*req.value);
       uint64_t min_seq = d.uint();
       if (!d.ok()) return Answer::dropped();
-      const Store::Value* v = s.get_value(s.mutables, *req.target, now);
+      const Bytes* v = s.value(RecordStore::Kind::mutable_value, *req.target, now);
       if (!v) return Answer{};
-      enc::Decoder stored(v->bytes);
+      enc::Decoder stored(*v);
       if (stored.uint() < min_seq) return Answer{};
-      return Answer{.value = v->bytes};
+      return Answer{.value = *v};
     }
     case kMutablePut: {
       if (!req.target || !req.token || !req.value) return Answer::dropped();
@@ -282,30 +80,72 @@ std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
       if (!crypto::verify(mutable_signable(put->seq, put->value), put->signature, put->public_key)) {
         return Answer::dropped();
       }
-      if (const Store::Value* v = s.get_value(s.mutables, *req.target, now)) {
-        auto existing = decode_mutable_record(v->bytes);
+      if (const Bytes* v = s.value(RecordStore::Kind::mutable_value, *req.target, now)) {
+        auto existing = decode_mutable_record(*v);
         if (existing && existing->seq == put->seq && existing->value != put->value) {
           return Answer{.error = kErrorSeqReused, .token = false};
         }
         if (existing && put->seq < existing->seq) return Answer{.error = kErrorSeqTooLow, .token = false};
       }
       MutableRecord rec{put->seq, std::move(put->value), put->signature};
-      if (!s.put_value(s.mutables, *req.target, encode_mutable_record(rec), now)) return Answer::dropped();
+      if (!s.put_value(RecordStore::Kind::mutable_value, *req.target, encode_mutable_record(rec), now)) {
+        return Answer::dropped();
+      }
       return Answer{};
     }
     case kImmutableGet: {
       if (!req.target) return Answer::dropped();
-      const Store::Value* v = s.get_value(s.immutables, *req.target, now);
-      return v ? Answer{.value = v->bytes} : Answer{};
+      const Bytes* v = s.value(RecordStore::Kind::immutable_value, *req.target, now);
+      return v ? Answer{.value = *v} : Answer{};
     }
     case kImmutablePut: {
       if (!req.target || !req.token || !req.value) return Answer::dropped();
       if (crypto::hash({*req.value}) != *req.target) return Answer::dropped();
-      if (!s.put_value(s.immutables, *req.target, *req.value, now)) return Answer::dropped();
+      if (!s.put_value(RecordStore::Kind::immutable_value, *req.target, *req.value, now)) return Answer::dropped();
       return Answer{};
     }
   }
   return std::nullopt;
+}
+
+std::optional<Answer> HyperDht::on_announce(const Request& req, const Hash32& id, uint64_t now) {
+  if (!req.target || !req.token || !req.value) return Answer::dropped();
+  auto ann = decode_announce(*req.value);
+  if (!ann) return Answer::dropped();
+  RecordStore& s = *store_;
+  const Answer stored{.token = false, .closer_nodes = false};
+  bool is_announce = req.command == kAnnounce;
+  if (!ann->peer) {
+    // A refresh: renew what an earlier announce registered under this token.
+    if (!is_announce || !ann->refresh) return Answer::dropped();
+    auto r = s.take_refresh(crypto::hash({*ann->refresh}), now);
+    if (!r) return Answer::dropped();
+    if (r->forward) s.set_forward(r->topic, r->peer, now);
+    else s.add(r->topic, r->peer, now);
+    // The next refresh must reveal the preimage of this token (a hash chain).
+    s.remember_refresh(*ann->refresh, *r, now);
+    return stored;
+  }
+  if (!ann->signature) return Answer::dropped();
+  const Hash32& ns = is_announce ? namespaces().announce : namespaces().unannounce;
+  auto signable = announce_signable(ns, *req.target, id, *req.token, *ann->peer, ann->refresh);
+  if (!crypto::verify(signable, *ann->signature, ann->peer->public_key)) return Answer::dropped();
+  if (!is_announce) {
+    s.remove(*req.target, ann->peer->public_key);
+    return stored;
+  }
+  PeerRecord peer = *ann->peer;
+  if (peer.relay_addresses.size() > kMaxRelayAddresses) peer.relay_addresses.resize(kMaxRelayAddresses);
+  bool forward = crypto::hash({peer.public_key}) == *req.target;
+  if (forward) {
+    s.set_forward(*req.target, peer, now);
+  } else {
+    s.add(*req.target, peer, now);
+    // bump is a wall-clock time in ms; one far in the future is ignored.
+    if (ann->bump <= wall_clock_ms() + kMaxBumpDriftMs) s.raise_bump(*req.target, ann->bump);
+  }
+  if (ann->refresh) s.remember_refresh(crypto::hash({*ann->refresh}), {*req.target, peer, forward}, now);
+  return stored;
 }
 
 // --- client operations ---
@@ -378,7 +218,7 @@ void HyperDht::announce(const Hash32& topic, const crypto::KeyPair& key_pair, st
 
 void HyperDht::unannounce(const Hash32& topic, const crypto::KeyPair& key_pair,
                           std::function<void(const PutResult&)> done) {
-  store_->remove_record(topic, key_pair.public_key);
+  store_->remove(topic, key_pair.public_key);
   struct State {
     size_t pending = 0, removed = 0;
     bool query_done = false;

@@ -14,20 +14,9 @@
 #include "core/crypto.h"
 #include "net/dht_query.h"
 #include "net/dht_rpc.h"
+#include "net/dht_store.h"
 
 namespace p2p::dht {
-
-struct StoreLimits {
-  size_t max_records = 65536;               // announce records, as hyperdht's default
-  uint64_t record_ttl_ms = 20 * 60 * 1000;  // an announce lives 20 minutes unless renewed
-  size_t max_values = 32768;                // mutable + immutable values
-  size_t max_value_bytes = 16 * 1024 * 1024;  // their total size
-  uint64_t value_ttl_ms = 48ull * 60 * 60 * 1000;
-};
-
-struct StoreStats {
-  size_t topics = 0, records = 0, forwards = 0, values = 0, value_bytes = 0;
-};
 
 struct FoundPeer {
   PeerRecord peer{};
@@ -76,15 +65,16 @@ class HyperDht {
   void mutable_get(const Key32& public_key, uint64_t min_seq, std::function<void(std::optional<MutableValue>)> done);
 
  private:
-  struct Store;
   std::optional<Answer> on_request(const InboundRequest& req);
+  std::optional<Answer> on_announce(const Request& req, const Hash32& id, uint64_t now);
   // A query whose closest replies each get `make_commit(reply)` sent with their token.
   void put_query(uint64_t query_command, const Hash32& target, std::optional<Bytes> query_value,
                  std::function<std::optional<OutboundRequest>(const Reply&)> make_commit,
                  std::function<void(const PutResult&)> done);
 
   Node& node_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<RecordStore> store_;
+  uint64_t last_sweep_ = 0;
 };
 
 // A topic from the command line: 64 hex characters as they are, anything

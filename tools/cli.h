@@ -23,6 +23,7 @@ struct Context {
   std::string passphrase_file;  // --passphrase-file, else P2P_PASSPHRASE_FILE
   bool json = false;            // --json
   bool quiet = false;           // --quiet: no informational messages
+  std::string bootstrap;        // --bootstrap HOST:PORT,...: the DHT to join (else P2P_BOOTSTRAP)
 
   // Set by a subcommand's callback; runs after parsing succeeded.
   std::function<int()> run;

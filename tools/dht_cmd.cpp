@@ -19,7 +19,7 @@ constexpr size_t kMaxDhtValue = 1000;              // a record travels in one UD
 constexpr uint64_t kReannounceMs = 5 * 60 * 1000;  // well inside the 20-minute record lifetime
 
 struct DhtArgs {
-  std::string bootstrap;  // --bootstrap, else P2P_BOOTSTRAP, else the public nodes
+  std::string bootstrap;  // the global --bootstrap, else P2P_BOOTSTRAP, else the public nodes
   double timeout_s = 30;  // one-shot queries; the public DHT can take seconds
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -368,54 +368,56 @@ void add_dht_commands(CLI::App& app, Context& ctx) {
   auto a = std::make_shared<DhtArgs>();
   auto* dht = app.add_subcommand("dht", "The distributed hash table: nodes, announces, lookups and records");
   dht->require_subcommand(1);
-  auto common = [&](CLI::App* cmd, bool timeout) {
-    cmd->add_option("--bootstrap", a->bootstrap,
-                    "DHT nodes to join through (HOST:PORT,...); default P2P_BOOTSTRAP, else the public HyperDHT nodes");
-    if (timeout) cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")->capture_default_str();
+  auto timeout = [&](CLI::App* cmd) {
+    cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")->capture_default_str();
   };
   auto run = [&ctx, a](int (*fn)(Context&, const DhtArgs&)) {
-    return [&ctx, a, fn] { ctx.run = [&ctx, a, fn] { return fn(ctx, *a); }; };
+    return [&ctx, a, fn] {
+      ctx.run = [&ctx, a, fn] {
+        a->bootstrap = ctx.bootstrap;
+        return fn(ctx, *a);
+      };
+    };
   };
 
   auto* boot = dht->add_subcommand("bootstrap", "Run a DHT node others can bootstrap from, until interrupted");
   boot->add_option("--host", a->host, "The IPv4 address other nodes reach this one by")->capture_default_str();
   boot->add_option("--port", a->port, "UDP port (0 picks a free one; the first output line names it)")->capture_default_str();
-  boot->add_option("--bootstrap", a->bootstrap, "Existing nodes to join (HOST:PORT,...); none starts a new network");
   boot->callback(run(run_bootstrap));
 
   auto* ann = dht->add_subcommand("announce", "Announce this identity on a topic, re-announcing until interrupted");
   ann->add_option("TOPIC", a->topic, "64 hex characters, or any text (hashed with BLAKE2b-256)")->required();
   ann->add_flag("--once", a->once, "Announce once and exit (the record lives 20 minutes)");
-  common(ann, true);
+  timeout(ann);
   ann->callback(run(run_announce));
 
   auto* unann = dht->add_subcommand("unannounce", "Remove this identity's announce from a topic");
   unann->add_option("TOPIC", a->topic, "64 hex characters, or any text (hashed with BLAKE2b-256)")->required();
-  common(unann, true);
+  timeout(unann);
   unann->callback(run(run_unannounce));
 
   auto* lookup = dht->add_subcommand("lookup", "Find the peers announced on a topic");
   lookup->add_option("TOPIC", a->topic, "64 hex characters, or any text (hashed with BLAKE2b-256)")->required();
-  common(lookup, true);
+  timeout(lookup);
   lookup->callback(run(run_lookup));
 
   auto* ping = dht->add_subcommand("ping", "Check that a DHT node answers");
   ping->add_option("ADDRESS", a->target, "HOST:PORT of the node")->required();
-  ping->add_option("--timeout", a->timeout_s, "Give up after this many seconds")->capture_default_str();
+  timeout(ping);
   ping->callback(run(run_ping));
 
   auto* put = dht->add_subcommand("put", "Store a value on the DHT (immutable: by its hash; --mutable: under your key)");
   put->add_option("VALUE", a->value, "The value (at most 1000 bytes); absent or '-': read stdin");
   put->add_flag("--mutable", a->mutable_record, "Store under the identity's public key, signed, with a sequence number");
   put->add_option("--seq", a->seq, "Sequence number for --mutable (default: one above the highest stored)");
-  common(put, true);
+  timeout(put);
   put->callback(run(run_put));
 
   auto* get = dht->add_subcommand("get", "Read a value from the DHT by hash, or with --mutable by public key");
   get->add_option("KEY", a->target, "The hash 'p2p dht put' printed, or with --mutable a public key")->required();
   get->add_flag("--mutable", a->mutable_record, "Read the signed value stored under a public key");
   get->add_option("--seq", a->seq, "With --mutable: only a value with at least this sequence number");
-  common(get, true);
+  timeout(get);
   get->callback(run(run_get));
 }
 

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
                  "File whose first line is the passphrase of a sealed identity (or $P2P_PASSPHRASE_FILE)");
   app.add_flag("--json", ctx.json, "Machine-readable output: one JSON object per line");
   app.add_flag("-q,--quiet", ctx.quiet, "No informational messages on stderr");
+  app.add_option("--bootstrap", ctx.bootstrap,
+                 "DHT nodes to join through (HOST:PORT,...); default $P2P_BOOTSTRAP, else the public HyperDHT nodes");
 
   cli::add_id_commands(app, ctx);
   cli::add_core_commands(app, ctx);
