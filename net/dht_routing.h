@@ -17,6 +17,7 @@ struct NodeEntry {
   uint64_t added = 0;   // tick it was added
   uint64_t pinged = 0;  // tick we last contacted it
   uint64_t seen = 0;    // tick we last heard from it
+  uint64_t sampled = 0;  // tick its view of our address was last counted
   uint32_t down_hints = 0;
 };
 

@@ -13,8 +13,8 @@ namespace {
 constexpr int kRefreshTicks = 60;   // refresh about every 5 minutes when idle
 constexpr uint64_t kRecentNode = 12;  // heard from less than a minute ago
 constexpr uint64_t kOldNode = 360;    // around for more than 30 minutes
-constexpr size_t kNatSamples = 8;
 constexpr int kMaxChecks = 10;
+constexpr uint64_t kFirewallRecheckTicks = 60;  // five minutes
 
 }  // namespace
 
@@ -27,13 +27,15 @@ struct Node::Inflight {
   uint64_t sent_at = 0;
   Clock::TimerId timer = 0;
   bool waiting = false;  // held back by the congestion window
+  DatagramSocket* socket = nullptr;  // it went out on
   ReplyCallback callback;
   std::function<void()> on_cycle;
 };
 
-Node::Node(Clock& clock, DatagramSocket& socket, NodeConfig config)
+Node::Node(Clock& clock, DatagramSocket& socket, NodeConfig config, DatagramSocket* client_socket)
     : clock_(clock),
       socket_(socket),
+      client_socket_(client_socket),
       config_(std::move(config)),
       rng_state_(config_.seed),
       table_(config_.public_address ? node_id(*config_.public_address) : random_hash(), config_.k) {
@@ -42,7 +44,13 @@ Node::Node(Clock& clock, DatagramSocket& socket, NodeConfig config)
   next_tid_ = start;
   secrets_[0] = random_hash();
   secrets_[1] = random_hash();
-  socket_.set_receiver([this](const Address& from, ByteView d) { on_datagram(from, d); });
+  persistent_ = config_.public_address.has_value();
+  firewalled_ = !persistent_;
+  stable_ticks_left_ = config_.stable_ticks;
+  socket_.set_receiver([this](const Address& from, ByteView d) { on_datagram(socket_, from, d); });
+  if (client_socket_) {
+    client_socket_->set_receiver([this](const Address& from, ByteView d) { on_datagram(*client_socket_, from, d); });
+  }
   tick_timer_ = clock_.start_timer(kTickMs, [this] { tick(); });
   drain_timer_ = clock_.start_timer(kDrainMs, [this] { drain(); });
   for (const auto& a : config_.known_nodes) add_node(a);
@@ -54,6 +62,7 @@ void Node::close() {
   if (closed_) return;
   closed_ = true;
   socket_.set_receiver(nullptr);
+  if (client_socket_) client_socket_->set_receiver(nullptr);
   clock_.cancel_timer(tick_timer_);
   clock_.cancel_timer(drain_timer_);
   for (auto& [tid, f] : inflight_) clock_.cancel_timer(f->timer);
@@ -95,7 +104,9 @@ void Node::request(const Address& to, const OutboundRequest& req, ReplyCallback 
   Request msg;
   msg.tid = next_tid_++;
   msg.to = to;
-  if (persistent()) msg.id = table_.id();
+  DatagramSocket& out = request_socket();
+  // Only the main socket's address matches our id.
+  if (persistent_ && &out == &socket_) msg.id = table_.id();
   msg.token = req.token;
   msg.internal = req.internal;
   msg.command = req.command;
@@ -107,6 +118,7 @@ void Node::request(const Address& to, const OutboundRequest& req, ReplyCallback 
   f->to_id = node_id(to);
   f->packet = encode_request(msg);
   f->retries = retries;
+  f->socket = &out;
   f->callback = std::move(cb);
   f->on_cycle = std::move(on_cycle);
   inflight_[msg.tid] = std::move(f);
@@ -134,7 +146,7 @@ void Node::transmit(uint16_t tid) {
   window_[window_slot_]++;
   window_total_++;
   stats_.packets_sent++;
-  socket_.send(f.to, f.packet);
+  f.socket->send(f.to, f.packet);
   clock_.cancel_timer(f.timer);
   f.timer = clock_.start_timer(config_.request_timeout_ms, [this, tid] { on_request_timeout(tid); });
 }
@@ -184,7 +196,7 @@ void Node::drain() {
 
 // --- receiving ---
 
-void Node::on_datagram(const Address& from, ByteView datagram) {
+void Node::on_datagram(DatagramSocket& socket, const Address& from, ByteView datagram) {
   if (closed_ || datagram.size() < 2 || from.port == 0) return;
   stats_.packets_received++;
   if (datagram[0] == kRequestByte) {
@@ -193,14 +205,14 @@ void Node::on_datagram(const Address& from, ByteView datagram) {
       stats_.malformed++;
       return;
     }
-    on_request(from, std::move(*msg));
+    on_request(socket, from, std::move(*msg));
   } else if (datagram[0] == kResponseByte) {
     auto msg = decode_response(datagram);
     if (!msg) {
       stats_.malformed++;
       return;
     }
-    on_response(from, std::move(*msg));
+    on_response(socket, from, std::move(*msg));
   }
 }
 
@@ -209,31 +221,31 @@ Hash32 Node::token_for(const Address& addr, int secret) const {
   return crypto::hash({as_bytes(addr.host())}, secrets_[secret]);
 }
 
-void Node::on_request(const Address& from, Request msg) {
+void Node::on_request(DatagramSocket& socket, const Address& from, Request msg) {
   InboundRequest in{.from = from, .from_id = std::nullopt, .message = std::move(msg)};
   if (in.message.id && *in.message.id == node_id(from)) in.from_id = in.message.id;
   if (in.message.token && *in.message.token != token_for(from, 1) && *in.message.token != token_for(from, 0)) {
-    send_reply(from, in.message, Answer{.error = kErrorInvalidToken, .token = true});
+    send_reply(socket, from, in.message, Answer{.error = kErrorInvalidToken, .token = true});
     return;
   }
   if (in.from_id) add_from_network(from, in.from_id, in.message.to);
   if (in.message.internal) {
-    if (!handle_internal(in)) {
-      send_reply(from, in.message, Answer{.error = kErrorUnknownCommand, .token = false});
+    if (!handle_internal(socket, in)) {
+      send_reply(socket, from, in.message, Answer{.error = kErrorUnknownCommand, .token = false});
     }
     return;
   }
   std::optional<Answer> answer = handler_ ? handler_(in) : std::nullopt;
   if (!answer) answer = Answer{.error = kErrorUnknownCommand, .token = false};
-  if (!answer->drop) send_reply(from, in.message, *answer);
+  if (!answer->drop) send_reply(socket, from, in.message, *answer);
 }
 
-bool Node::handle_internal(const InboundRequest& in) {
+bool Node::handle_internal(DatagramSocket& socket, const InboundRequest& in) {
   const Request& req = in.message;
   const Answer plain{.token = false, .closer_nodes = false};
   switch (req.command) {
     case kPing:
-      send_reply(in.from, req, plain);
+      send_reply(socket, in.from, req, plain);
       return true;
     case kPingNat: {
       // Answer to the port the requester names, to show whether it is reachable.
@@ -242,12 +254,12 @@ bool Node::handle_internal(const InboundRequest& in) {
       if (port == 0) return true;
       Address to = in.from;
       to.port = port;
-      send_reply(to, req, plain);
+      send_reply(socket, to, req, plain);
       return true;
     }
     case kFindNode:
       if (!req.target) return true;
-      send_reply(in.from, req, Answer{.token = false, .closer_nodes = true});
+      send_reply(socket, in.from, req, Answer{.token = false, .closer_nodes = true});
       return true;
     case kDownHint: {
       if (!req.value || req.value->size() < 6) return true;
@@ -258,7 +270,7 @@ bool Node::handle_internal(const InboundRequest& in) {
           check(id);
         }
       }
-      send_reply(in.from, req, plain);
+      send_reply(socket, in.from, req, plain);
       return true;
     }
     case kDelayedPing: {
@@ -267,9 +279,9 @@ bool Node::handle_internal(const InboundRequest& in) {
       uint64_t delay = v[0] | (v[1] << 8) | (v[2] << 16) | (uint64_t{v[3]} << 24);
       if (delay > config_.max_ping_delay_ms) return true;
       uint64_t n = next_delayed_++;
-      delayed_pings_[n] = clock_.start_timer(delay, [this, n, from = in.from, req] {
+      delayed_pings_[n] = clock_.start_timer(delay, [this, n, &socket, from = in.from, req] {
         delayed_pings_.erase(n);
-        send_reply(from, req, Answer{.token = false, .closer_nodes = false});
+        send_reply(socket, from, req, Answer{.token = false, .closer_nodes = false});
       });
       return true;
     }
@@ -277,11 +289,11 @@ bool Node::handle_internal(const InboundRequest& in) {
   return false;
 }
 
-void Node::send_reply(const Address& to, const Request& req, const Answer& a) {
+void Node::send_reply(DatagramSocket& socket, const Address& to, const Request& req, const Answer& a) {
   Response r;
   r.tid = req.tid;
   r.to = to;
-  if (persistent()) r.id = table_.id();
+  if (persistent_ && &socket == &socket_) r.id = table_.id();
   if (a.token) r.token = token_for(to, 1);
   if (req.target && a.closer_nodes) {
     for (const auto& n : table_.closest(*req.target, table_.k())) r.closer_nodes.push_back(n.address);
@@ -289,13 +301,15 @@ void Node::send_reply(const Address& to, const Request& req, const Answer& a) {
   r.error = a.error;
   r.value = a.value;
   stats_.packets_sent++;
-  socket_.send(to, encode_response(r));
+  socket.send(to, encode_response(r));
 }
 
-void Node::on_response(const Address& from, Response msg) {
+void Node::on_response(DatagramSocket& socket, const Address& from, Response msg) {
   auto it = inflight_.find(msg.tid);
-  // Only the node we asked may answer: a tid alone is easy to guess.
+  // Only the node we asked may answer: a tid alone is easy to guess. A
+  // PING_NAT answer comes to the main socket whichever socket asked.
   if (it == inflight_.end() || it->second->to != from) return;
+  bool expected_socket = &socket == it->second->socket;
   auto f = std::move(it->second);
   inflight_.erase(it);
   clock_.cancel_timer(f->timer);
@@ -311,9 +325,10 @@ void Node::on_response(const Address& from, Response msg) {
           .closer_nodes = std::move(msg.closer_nodes),
           .error = msg.error,
           .value = std::move(msg.value),
-          .rtt_ms = clock_.now_ms() - f->sent_at};
+          .rtt_ms = clock_.now_ms() - f->sent_at,
+          .on_main_socket = &socket == &socket_};
   if (msg.id && *msg.id == node_id(from)) r.from_id = msg.id;
-  add_from_network(from, r.from_id, r.to);
+  if (expected_socket) add_from_network(from, r.from_id, r.to);
   if (f->callback) f->callback(&r);
 }
 
@@ -331,16 +346,27 @@ void Node::insert(NodeEntry entry) {
 
 void Node::add_from_network(const Address& from, const std::optional<Hash32>& id, const Address& to) {
   if (!id) {
-    // Replies from ephemeral nodes (bootstrap nodes among them) still tell us our address.
-    sample_nat(to);
+    // Ephemeral nodes (a network's first bootstrap node among them) still
+    // tell us our address: one sample each from as many as we have bootstrap nodes.
+    size_t limit = std::max<size_t>(1, config_.bootstrap.size());
+    if (nat_samples_from_.size() < limit &&
+        std::find(nat_samples_from_.begin(), nat_samples_from_.end(), from) == nat_samples_from_.end()) {
+      nat_samples_from_.push_back(from);
+      nat_.add(to);
+    }
     return;
   }
   if (NodeEntry* n = table_.get(*id)) {
+    // One sample per node, renewed when it is old news.
+    if (n->sampled == 0 || tick_ - n->sampled >= kOldNode) {
+      n->sampled = tick_;
+      nat_.add(to);
+    }
     n->pinged = n->seen = tick_;
     return;
   }
-  sample_nat(to);
-  insert(NodeEntry{.id = *id, .address = from});
+  nat_.add(to);
+  insert(NodeEntry{.id = *id, .address = from, .sampled = std::max<uint64_t>(tick_, 1)});
 }
 
 void Node::on_full_row(const NodeEntry& fresh) {
@@ -410,21 +436,16 @@ void Node::tick() {
   tick_++;
   down_hints_sent_ = 0;
   if (!bootstrapped_) return;
+  if (config_.adaptive && !persistent_) {
+    if (firewalled_) {
+      if (tick_ % kFirewallRecheckTicks == 0) check_firewall();
+    } else if (stable_ticks_left_ == 0 || --stable_ticks_left_ == 0) {
+      auto nat = nat_.address();
+      if (nat && nat->port == socket_.local_address().port) become_persistent(*nat);
+    }
+  }
   if ((tick_ & 7) == 0) ping_some();
   if (((tick_ & 63) == 0 && table_.size() < table_.k()) || --refresh_ticks_ <= 0) refresh();
-}
-
-void Node::sample_nat(const Address& to) {
-  nat_samples_.push_back(to);
-  if (nat_samples_.size() > kNatSamples) nat_samples_.erase(nat_samples_.begin());
-}
-
-std::optional<Address> Node::observed_address() const {
-  std::map<Address, int> votes;
-  for (const auto& a : nat_samples_) {
-    if (++votes[a] >= 2) return a;
-  }
-  return std::nullopt;
 }
 
 std::vector<Address> Node::known_addresses(size_t limit) const {
@@ -433,6 +454,67 @@ std::vector<Address> Node::known_addresses(size_t limit) const {
   std::vector<Address> out;
   for (size_t i = 0; i < nodes.size() && out.size() < limit; i++) out.push_back(nodes[i].address);
   return out;
+}
+
+// --- reachability (adaptive mode) ---
+
+Firewall Node::firewall() const {
+  if (!firewalled_) return Firewall::open;
+  auto nat = nat_.address();
+  if (!nat) return Firewall::unknown;
+  return nat->port == 0 ? Firewall::random : Firewall::consistent;
+}
+
+void Node::check_firewall() {
+  if (checking_firewall_ || !client_socket_ || !firewalled_ || closed_) return;
+  auto nat = nat_.address();
+  if (!nat || nat->port == 0) return;  // a consistent address first
+  std::vector<Address> nodes = known_addresses(5);
+  for (const auto& b : config_.bootstrap) {
+    if (nodes.size() < 5 && std::find(nodes.begin(), nodes.end(), b) == nodes.end()) nodes.push_back(b);
+  }
+  if (nodes.empty()) return;
+  struct Probe {
+    size_t pending = 0, answers = 0;
+    NatSampler seen;
+  };
+  auto probe = std::make_shared<Probe>();
+  probe->pending = nodes.size();
+  size_t required = nodes.size() >= 5 ? 3 : 1;
+  uint16_t port = socket_.local_address().port;
+  Bytes value{static_cast<uint8_t>(port), static_cast<uint8_t>(port >> 8)};
+  checking_firewall_ = true;
+  for (const auto& n : nodes) {
+    // Asked from the client socket, answered to the main one: only an
+    // unsolicited packet can arrive there, which a firewall would stop.
+    request(n, OutboundRequest{.internal = true, .command = kPingNat, .value = value},
+            [this, probe, required, port, host = nat->ip](const Reply* r) {
+              if (r && r->on_main_socket) {
+                probe->answers++;
+                probe->seen.add(r->to);
+              }
+              if (--probe->pending > 0) return;
+              checking_firewall_ = false;
+              auto seen = probe->seen.address();
+              if (probe->answers < required || !seen || seen->ip != host || seen->port != port) return;
+              firewalled_ = false;
+              nat_ = probe->seen;  // from now on the main socket's address is the one that counts
+            });
+  }
+}
+
+void Node::become_persistent(const Address& address) {
+  Hash32 id = node_id(address);
+  if (id != table_.id()) {
+    // Our id follows our address: the same nodes, rows counted from the new id.
+    std::vector<NodeEntry> nodes = table_.all();
+    table_ = RoutingTable(id, config_.k);
+    for (const auto& n : nodes)
+      if (n.id != id) table_.add(n);
+  }
+  persistent_ = true;
+  config_.public_address = address;
+  refresh();
 }
 
 // --- queries ---
@@ -450,6 +532,7 @@ void Node::bootstrap(std::function<void()> done) {
                   .target = table_.id(),
                   .on_done = [this](const QueryResult&) {
                     bootstrapped_ = true;
+                    if (config_.adaptive) check_firewall();
                     auto callbacks = std::move(on_bootstrapped_);
                     on_bootstrapped_.clear();
                     for (auto& cb : callbacks) cb();

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "net/dht_messages.h"
+#include "net/dht_nat.h"
 #include "net/dht_routing.h"
 #include "net/dht_transport.h"
 
@@ -31,6 +32,7 @@ struct Reply {
   uint64_t error = 0;
   std::optional<Bytes> value{};
   uint64_t rtt_ms = 0;
+  bool on_main_socket = true;  // arrived at the main socket (PING_NAT's question)
 };
 
 struct InboundRequest {
@@ -64,8 +66,15 @@ struct NodeConfig {
   std::vector<Address> known_nodes;  // remembered from an earlier run, tried first
   // Set: a persistent node reachable at this public address. It sends its id
   // (node_id(address)), enters others' routing tables and stores records.
-  // Unset: an ephemeral client.
+  // Unset: an ephemeral client, unless `adaptive` finds it reachable.
   std::optional<Address> public_address;
+  // dht-rpc's adaptive mode (needs the client socket): start firewalled,
+  // asking through the client socket; after joining, ask a few nodes to
+  // PING_NAT the main socket. When their answers arrive there from an
+  // address they agree on, use the main socket; after `stable_ticks` ticks
+  // without trouble become persistent with the id of that address.
+  bool adaptive = false;
+  uint64_t stable_ticks = 240;  // about 20 minutes
   size_t k = 20;
   size_t concurrency = 10;
   uint64_t request_timeout_ms = 1000;
@@ -87,7 +96,8 @@ class Node {
   static constexpr uint64_t kTickMs = 5000;
   static constexpr uint64_t kDrainMs = 750;
 
-  Node(Clock& clock, DatagramSocket& socket, NodeConfig config);
+  // `client_socket`, when given, carries our requests while we are firewalled.
+  Node(Clock& clock, DatagramSocket& socket, NodeConfig config, DatagramSocket* client_socket = nullptr);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
@@ -97,7 +107,11 @@ class Node {
   // Joins the network: a FIND_NODE query for our own id. `done` runs once.
   void bootstrap(std::function<void()> done);
   bool bootstrapped() const { return bootstrapped_; }
-  bool persistent() const { return config_.public_address.has_value(); }
+  bool persistent() const { return persistent_; }
+  bool firewalled() const { return firewalled_; }
+  // hyperdht's classification: open, or behind a NAT that keeps our port
+  // (consistent) or does not (random); unknown until replies tell.
+  Firewall firewall() const;
   std::optional<Hash32> id() const;
   const RoutingTable& table() const { return table_; }
   const NodeConfig& config() const { return config_; }
@@ -105,8 +119,8 @@ class Node {
   const NodeStats& stats() const { return stats_; }
   // Addresses of table nodes, most recently seen first (to remember across runs).
   std::vector<Address> known_addresses(size_t limit) const;
-  // Our address as most replies reported it, once two agree.
-  std::optional<Address> observed_address() const;
+  // Our address as replies report it (port 0 when it varies).
+  std::optional<Address> observed_address() const { return nat_.address(); }
 
   using ReplyCallback = std::function<void(const Reply*)>;  // nullptr: timed out
   // One request, resent up to `retries` times; `on_cycle` runs on every timeout.
@@ -126,11 +140,14 @@ class Node {
   friend class Query;
   struct Inflight;
 
-  void on_datagram(const Address& from, ByteView datagram);
-  void on_request(const Address& from, Request msg);
-  void on_response(const Address& from, Response msg);
-  void send_reply(const Address& to, const Request& req, const Answer& a);
-  bool handle_internal(const InboundRequest& in);
+  void on_datagram(DatagramSocket& socket, const Address& from, ByteView datagram);
+  void on_request(DatagramSocket& socket, const Address& from, Request msg);
+  void on_response(DatagramSocket& socket, const Address& from, Response msg);
+  void send_reply(DatagramSocket& socket, const Address& to, const Request& req, const Answer& a);
+  DatagramSocket& request_socket() { return firewalled_ && client_socket_ ? *client_socket_ : socket_; }
+  void check_firewall();
+  void become_persistent(const Address& address);
+  bool handle_internal(DatagramSocket& socket, const InboundRequest& in);
   Hash32 token_for(const Address& addr, int secret) const;
   void transmit(uint16_t tid);
   void on_request_timeout(uint16_t tid);
@@ -142,13 +159,13 @@ class Node {
   void add_from_network(const Address& from, const std::optional<Hash32>& id, const Address& to);
   void insert(NodeEntry entry);
   void on_full_row(const NodeEntry& fresh);
-  void sample_nat(const Address& to);
   void query_finished(Query* q);
   void random_fill(uint8_t* out, size_t n);
   Hash32 random_hash();
 
   Clock& clock_;
-  DatagramSocket& socket_;
+  DatagramSocket& socket_;          // the main ("server") socket
+  DatagramSocket* client_socket_;  // may be null
   NodeConfig config_;
   uint64_t rng_state_;
   RoutingTable table_;
@@ -170,9 +187,13 @@ class Node {
   int repinging_ = 0, checks_ = 0;
   Clock::TimerId tick_timer_ = 0, drain_timer_ = 0;
   bool bootstrapped_ = false, closed_ = false;
+  bool persistent_, firewalled_;
+  uint64_t stable_ticks_left_;
+  bool checking_firewall_ = false;
+  NatSampler nat_;
+  std::vector<Address> nat_samples_from_;  // who gave the samples (one each, bootstrap nodes included)
   std::vector<std::function<void()>> on_bootstrapped_;
 
-  std::vector<Address> nat_samples_;  // newest last, a few at most
   std::set<std::shared_ptr<Query>> queries_;
   std::unordered_map<uint64_t, Clock::TimerId> delayed_pings_;
   uint64_t next_delayed_ = 0;

@@ -71,7 +71,7 @@ Result<std::vector<Address>> resolve_bootstrap(const std::vector<std::string>& e
 struct Runtime::Impl {
   uv_loop_t loop{};
   std::unique_ptr<UvClock> clock;
-  std::unique_ptr<UvUdpSocket> socket;
+  std::unique_ptr<UvUdpSocket> socket, client_socket;
   std::unique_ptr<Node> node;
   std::unique_ptr<HyperDht> dht;
   std::string nodes_file;
@@ -84,6 +84,7 @@ Runtime::~Runtime() {
   impl_->dht.reset();
   impl_->node.reset();
   impl_->socket.reset();
+  impl_->client_socket.reset();
   impl_->clock.reset();
   uv_run(&impl_->loop, UV_RUN_NOWAIT);  // finish the handle closes
   uv_loop_close(&impl_->loop);
@@ -109,19 +110,25 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
   auto socket = UvUdpSocket::bind(&m.loop, options.bind_host, options.port);
   if (!socket.ok()) return socket.status();
   m.socket = std::move(socket.value());
+  if (options.adaptive) {
+    auto client = UvUdpSocket::bind(&m.loop, options.bind_host, 0);
+    if (!client.ok()) return client.status();
+    m.client_socket = std::move(client.value());
+  }
   m.clock = std::make_unique<UvClock>(&m.loop);
   m.nodes_file = options.nodes_file;
 
   NodeConfig config;
   config.bootstrap = std::move(options.bootstrap);
   config.public_address = options.public_address;
+  config.adaptive = options.adaptive && !options.public_address;
   if (config.public_address && config.public_address->port == 0) config.public_address->port = m.socket->local_address().port;
   if (!m.nodes_file.empty()) {
     for (const auto& a : load_nodes(m.nodes_file)) {
       if (!config.public_address || a != *config.public_address) config.known_nodes.push_back(a);
     }
   }
-  m.node = std::make_unique<Node>(*m.clock, *m.socket, std::move(config));
+  m.node = std::make_unique<Node>(*m.clock, *m.socket, std::move(config), m.client_socket.get());
   m.dht = std::make_unique<HyperDht>(*m.node, options.limits);
   return rt;
 }

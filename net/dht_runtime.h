@@ -28,6 +28,9 @@ struct RuntimeOptions {
   std::vector<Address> bootstrap;
   // A persistent node (bootstrap nodes, servers with a known public address).
   std::optional<Address> public_address;
+  // A long-running node: a second socket and dht-rpc's adaptive mode, so it
+  // becomes persistent (stores records for others) when it is reachable.
+  bool adaptive = false;
   // Where known nodes are remembered between runs ("" = not at all).
   std::string nodes_file;
   StoreLimits limits;

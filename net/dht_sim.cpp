@@ -1,21 +1,31 @@
 #include "net/dht_sim.h"
 
+#include <set>
+
 namespace p2p::dht {
 
 class SimNetwork::Socket : public DatagramSocket {
  public:
-  Socket(SimNetwork& net, Address address) : net_(net), address_(address) {}
+  Socket(SimNetwork& net, Address address, bool firewalled) : net_(net), address_(address), firewalled_(firewalled) {}
   ~Socket() override { net_.sockets_.erase(address_); }
-  void send(const Address& to, ByteView datagram) override { net_.send(address_, to, datagram); }
+  void send(const Address& to, ByteView datagram) override {
+    if (firewalled_) contacted_.insert(to);
+    net_.send(address_, to, datagram);
+  }
   Address local_address() const override { return address_; }
   void set_receiver(Receiver r) override { receiver_ = std::move(r); }
-  void deliver(const Address& from, ByteView d) {
+  // False when the firewall stopped it.
+  bool deliver(const Address& from, ByteView d) {
+    if (firewalled_ && !contacted_.count(from)) return false;
     if (receiver_) receiver_(from, d);
+    return true;
   }
 
  private:
   SimNetwork& net_;
   Address address_;
+  bool firewalled_;
+  std::set<Address> contacted_;
   Receiver receiver_;
 };
 
@@ -25,8 +35,8 @@ SimNetwork::~SimNetwork() {
   for (auto& [a, s] : sockets_) s->set_receiver(nullptr);
 }
 
-std::unique_ptr<DatagramSocket> SimNetwork::open_socket(const Address& address) {
-  auto s = std::make_unique<Socket>(*this, address);
+std::unique_ptr<DatagramSocket> SimNetwork::open_socket(const Address& address, bool firewalled) {
+  auto s = std::make_unique<Socket>(*this, address, firewalled);
   sockets_[address] = s.get();
   return s;
 }
@@ -86,8 +96,8 @@ bool SimNetwork::run_until(const std::function<bool()>& done, uint64_t max_ms) {
       dropped_++;  // nobody there (a killed node)
       continue;
     }
-    delivered_++;
-    s->second->deliver(p.mapped().from, p.mapped().bytes);
+    if (s->second->deliver(p.mapped().from, p.mapped().bytes)) delivered_++;
+    else dropped_++;
   }
   return true;
 }

@@ -26,7 +26,9 @@ class SimNetwork : public Clock {
 
   void set_conditions(SimConditions c) { conditions_ = c; }
   // A socket at `address` (an unused one). Destroying it takes it off the network.
-  std::unique_ptr<DatagramSocket> open_socket(const Address& address);
+  // A firewalled socket only receives from addresses it has sent to (a NAT
+  // that keeps the port but filters unsolicited packets).
+  std::unique_ptr<DatagramSocket> open_socket(const Address& address, bool firewalled = false);
   // Injects a datagram as if `from` had sent it (for hostile-input tests).
   void inject(const Address& from, const Address& to, ByteView datagram);
 

@@ -46,11 +46,12 @@ std::string nodes_file(const Context& ctx) {
   return home + "/dht-nodes";
 }
 
-// A client node: ephemeral, bootstrapped.
-Result<std::unique_ptr<dht::Runtime>> open_client(Context& ctx, const DhtArgs& a) {
+// A client node: ephemeral; a long-running one becomes persistent when reachable.
+Result<std::unique_ptr<dht::Runtime>> open_client(Context& ctx, const DhtArgs& a, bool long_running = false) {
   auto nodes = bootstrap_nodes(a, true);
   if (!nodes.ok()) return nodes.status();
   dht::RuntimeOptions o;
+  o.adaptive = long_running;
   o.bootstrap = std::move(*nodes);
   o.nodes_file = nodes_file(ctx);
   return dht::Runtime::open(std::move(o));
@@ -230,7 +231,7 @@ Status unannounce(dht::Runtime& rt, const DhtArgs& a, const Hash32& topic, const
 int run_announce(Context& ctx, const DhtArgs& a) {
   auto kp = identity_key_pair(ctx);
   if (!kp.ok()) return ctx.fail(kp.status());
-  auto rt = open_client(ctx, a);
+  auto rt = open_client(ctx, a, !a.once);
   if (!rt.ok()) return ctx.fail(rt.status());
   Hash32 topic = dht::topic_from_text(a.topic);
   if (ctx.json) ctx.emit({{"publicKey", to_hex(kp->public_key)}, {"topic", to_hex(topic)}});

@@ -40,6 +40,15 @@ expect_rc() {
 expect_err() {  # expect_err PATTERN DESCRIPTION: grep the last command's stderr
   grep -q -- "$1" "$T/err" || fail "$2: '$1' not in stderr"
 }
+# stop_rc PID SIGNAL SECONDS: send SIGNAL, wait at most SECONDS for the exit, status in RC.
+stop_rc() {
+  local i
+  kill -"$2" "$1"
+  for i in $(seq 1 $(($3 * 10))); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$1" 2>/dev/null && fail "process $1 still running $3 s after SIG$2"
+  RC=0
+  wait "$1" || RC=$?
+}
 step() { echo "ok $(printf '%3d' $((SECONDS - START)))s  $*"; }
 blake2b() { python3 -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$1"; }
 json() {  # json EXPR < one JSON line: print EXPR of the parsed object `j`
@@ -146,12 +155,8 @@ grep -q "announced" "$T/ann.err" || fail "the long-running announce did not anno
 KEY2=$(head -n 1 "$T/ann.out")
 [ "$KEY2" != "$KEY" ] || fail "clients A and C have the same key"
 lookup_finds as_b "$TOPIC2" "$KEY2"
-kill -INT "$ANN"
-for _ in $(seq 1 150); do kill -0 "$ANN" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$ANN" 2>/dev/null && fail "announce still running 15 s after SIGINT"
-rc=0
-wait "$ANN" || rc=$?
-[ "$rc" = 0 ] || fail "announce exited $rc after SIGINT, expected 0: $(cat "$T/ann.err")"
+stop_rc "$ANN" INT 15  # its final unannounce waits at most 10 s
+[ "$RC" = 0 ] || fail "announce exited $RC after SIGINT, expected 0: $(cat "$T/ann.err")"
 grep -q "unannounced from [1-9][0-9]* nodes" "$T/ann.err" || fail "no unannounce on SIGINT: $(cat "$T/ann.err")"
 expect_rc 1 "lookup after the announce stopped" as_b dht lookup "$TOPIC2" --timeout 10
 expect_err "no peers found" "the stopped announce is gone"
@@ -159,7 +164,16 @@ expect_rc 0 "unannounce" as_a dht unannounce "$TOPIC"
 expect_err "unannounced from [1-9][0-9]* nodes" "unannounce reports the nodes"
 expect_rc 1 "lookup after unannounce" as_b dht lookup "$TOPIC" --timeout 10
 expect_err "no peers found" "the unannounced key is gone"
-step "3. SIGINT stops a long-running announce (exit 0, record gone); unannounce removes A's"
+TOPIC3="dht test topic 3"
+P2P_HOME="$T/c" "$P2P" dht announce "$TOPIC3" > "$T/ann.out" 2> "$T/ann.err" &
+ANN=$!
+PIDS+=($ANN)
+for _ in $(seq 1 100); do grep -q "announced" "$T/ann.err" && break; sleep 0.1; done
+lookup_finds as_b "$TOPIC3" "$KEY2"
+stop_rc "$ANN" TERM 15
+[ "$RC" = 0 ] || fail "announce exited $RC after SIGTERM, expected 0: $(cat "$T/ann.err")"
+expect_rc 1 "lookup after SIGTERM stopped the announce" as_b dht lookup "$TOPIC3" --timeout 10
+step "3. SIGINT and SIGTERM stop a long-running announce (exit 0, record gone); unannounce removes A's"
 
 # --- 4. a third of the nodes killed -------------------------------------------
 expect_rc 0 "announce again" as_a dht announce "$TOPIC" --once
@@ -341,7 +355,17 @@ expect_rc 2 "a --host that is not IPv4" "$P2P" dht bootstrap --host foo
 expect_rc 2 "a usage error as JSON" as_b --json dht get nothex
 [ "$(json 'j["exitCode"]' < "$T/err")" = 2 ] || fail "JSON usage error: $(cat "$T/err")"
 expect_rc 1 "ping of a port nobody listens on" "$P2P" dht ping 127.0.0.1:9 --timeout 1
-step "usage errors exit 2; a ping nobody answers exits 1"
+expect_rc 1 "a node on a port in use" timeout 10 "$P2P" dht bootstrap --host 127.0.0.1 --port "${FIRST#*:}"
+expect_err "in use" "the message says the port is in use"
+# A one-shot command interrupted by SIGINT exits 130 (here waiting, without limit, on a dead node).
+fresh dht lookup x --bootstrap 127.0.0.1:9 --timeout 0 > /dev/null 2> "$T/err" &
+L=$!
+PIDS+=($L)
+sleep 0.5
+stop_rc "$L" INT 5
+[ "$RC" = 130 ] || fail "a lookup interrupted by SIGINT exited $RC, expected 130"
+expect_err "interrupted" "the message says it was interrupted"
+step "usage errors exit 2; a ping nobody answers and a port in use exit 1; SIGINT on a one-shot command 130"
 
 # --- 7. the nodes a client remembers ----------------------------------------------
 [ -s "$T/b/dht-nodes" ] || fail "client B's home has no dht-nodes file"
@@ -358,4 +382,9 @@ step "7. client B remembers $n nodes in dht-nodes"
 for i in $(seq 0 $((NODES - 1))); do
   if grep -q "Sanitizer\|runtime error" "$T/node$i.err"; then fail "node $i: $(grep -m 3 "Sanitizer\|runtime error" "$T/node$i.err")"; fi
 done
+stop_rc "${PID[0]}" INT 5
+[ "$RC" = 0 ] || fail "the first node exited $RC on SIGINT, expected 0"
+stop_rc "${PID[2]}" TERM 5
+[ "$RC" = 0 ] || fail "node 2 exited $RC on SIGTERM, expected 0"
+step "nodes stop with exit 0 on SIGINT and SIGTERM"
 echo "dht test: passed in $((SECONDS - START)) s"

@@ -352,6 +352,52 @@ TEST_CASE("dht: hostile datagrams never crash or stall a node", "[dht]") {
   CHECK(sim.lookup(c, topic).size() == 1);
 }
 
+TEST_CASE("dht: adaptive nodes find out whether they are reachable", "[dht]") {
+  SimDht sim(9);
+  sim.grow(20);
+  struct Adaptive {
+    std::unique_ptr<DatagramSocket> main, client;
+    std::unique_ptr<Node> node;
+    std::unique_ptr<HyperDht> dht;
+  };
+  auto make = [&](size_t n, bool behind_firewall) {
+    Adaptive a;
+    Address client = sim_address(1000 + n);
+    client.port = 40000;  // the same host, another port
+    a.main = sim.net.open_socket(sim_address(1000 + n), behind_firewall);
+    a.client = sim.net.open_socket(client, behind_firewall);
+    NodeConfig config;
+    config.bootstrap = {sim.first_address()};
+    config.adaptive = true;
+    config.stable_ticks = 12;  // a minute, not twenty
+    config.seed = 77 + n;
+    a.node = std::make_unique<Node>(sim.net, *a.main, config, a.client.get());
+    a.dht = std::make_unique<HyperDht>(*a.node);
+    bool joined = false;
+    a.node->bootstrap([&] { joined = true; });
+    REQUIRE(sim.net.run_until([&] { return joined; }, 60'000));
+    return a;
+  };
+  Adaptive open = make(1, false), walled = make(2, true);
+  CHECK_FALSE(open.node->persistent());
+  sim.net.run_for(2 * 60 * 1000);
+  CHECK(open.node->firewall() == Firewall::open);
+  CHECK(open.node->persistent());
+  CHECK(open.node->id() == node_id(sim_address(1001)));
+  CHECK(walled.node->firewall() == Firewall::consistent);
+  CHECK_FALSE(walled.node->persistent());
+  CHECK_FALSE(walled.node->id());
+  // The open node now stores records for others: it answers with its id.
+  auto& c = sim.client();
+  std::optional<Reply> reply;
+  c.node->request(sim_address(1001), OutboundRequest{.command = kLookup, .target = Hash32{}}, [&](const Reply* r) {
+    if (r) reply = *r;
+  });
+  REQUIRE(sim.net.run_until([&] { return reply.has_value(); }, 10'000));
+  CHECK(reply->from_id == node_id(sim_address(1001)));
+  CHECK(reply->error == 0);
+}
+
 TEST_CASE("dht: a simulated run is the same every time", "[dht]") {
   auto run = [] {
     SimDht sim(8, SimConditions{.loss = 0.05});
