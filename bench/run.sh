@@ -9,7 +9,7 @@ JS_SRC=${JS_BENCH:-../shared/bench/js}
 [ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench p2p > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench dht_bench p2p > /dev/null
 
 js=build/bench-js
 if [ ! -d "$js/node_modules" ]; then
@@ -98,6 +98,20 @@ echo "{\"bench\":\"kv-get-from\",\"impl\":\"p2p\",\"keys\":1000000,\"blocks_fetc
 rm -rf "$rh"
 fi
 
+# DHT: lookups and announces on local networks of 30 and 100 nodes (one
+# process each side, real UDP on 127.0.0.1); the memory of 100,000 records.
+if want dht; then
+for n in 30 100; do
+  echo "bench: JavaScript and p2p dht-lookup ($n nodes)..." >&2
+  (cd "$js" && node dht-lookup.js "$n" 20) | tail -n 1 >> "$out"
+  build/bench/dht_bench lookup "$n" 20 >> "$out"
+done
+echo "bench: JavaScript and p2p dht-records (100,000 records)..." >&2
+[ -d bench/js-extra/node_modules ] || (cd bench/js-extra && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/js-extra && node --expose-gc dht-records.mjs 100000) | tail -n 1 >> "$out"
+build/bench/dht_bench records 100000 >> "$out"
+fi
+
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
 if want core; then
 home=$(mktemp -d)
@@ -118,7 +132,8 @@ def row(name, unit, j, c, target=None, higher=True):
     ratio = c / j if higher else j / c
     t = f"≥ {target}x" if target else ""
     ok = "" if not target else ("yes" if ratio >= target else "NO")
-    print(f"| {name} | {unit} | {j:,.0f} | {c:,.0f} | {ratio:.1f}x | {t} | {ok} |")
+    fmt = lambda v: f"{v:,.2f}" if abs(v) < 10 else f"{v:,.0f}"
+    print(f"| {name} | {unit} | {fmt(j)} | {fmt(c)} | {ratio:.1f}x | {t} | {ok} |")
 js, cc, cli = find("core-append", False), find("core-append", True), find("cli-get", True)
 if js and cc:
   print("| workload | unit | JavaScript | p2p | ratio | target | met |")
@@ -160,6 +175,23 @@ kg = find("kv-get-from", True)
 if kg:
   print(f"\n`p2p kv get --from --peer` of one key in a 1,000,000-key bee: {kg['blocks_fetched']} blocks fetched, "
         f"{kg['total_ns'] / 1e6:.0f} ms as a whole process (connect, upgrade, B-tree path).")
+
+dl = [r for r in rows if r.get("bench") == "dht-lookup"]
+if dl:
+  print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+  for n in sorted({r["params"]["NODES"] for r in dl}):
+    j = next((r for r in dl if r["params"]["NODES"] == n and r.get("impl") != "p2p"), None)
+    c = next((r for r in dl if r["params"]["NODES"] == n and r.get("impl") == "p2p"), None)
+    if not (j and c): continue
+    target = 1 if n == 100 else None
+    row(f"dht ({n} nodes): announce, median", "ms", j["announce"]["median_ms"], c["announce"]["median_ms"], None, False)
+    row(f"dht ({n} nodes): lookup, median", "ms", j["lookup"]["median_ms"], c["lookup"]["median_ms"], target, False)
+    row(f"dht ({n} nodes): UDP messages per lookup", "packets", j["lookup"]["udp_packets_per_op"], c["lookup"]["udp_packets_per_op"], target, False)
+    row(f"dht ({n} nodes): UDP messages per announce", "packets", j["announce"]["udp_packets_per_op"], c["announce"]["udp_packets_per_op"], None, False)
+jm, cm = find("dht-records", False), find("dht-records", True)
+if jm and cm:
+  row("dht: memory for 100,000 announce records", "MB", jm["rss_delta_MB"], cm["rss_delta_MB"], 4, False)
 
 jd, cd = find("drive-put-get", False), find("drive", True)
 GiB = 1024.0

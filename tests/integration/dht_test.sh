@@ -358,7 +358,7 @@ expect_rc 1 "ping of a port nobody listens on" "$P2P" dht ping 127.0.0.1:9 --tim
 expect_rc 1 "a node on a port in use" timeout 10 "$P2P" dht bootstrap --host 127.0.0.1 --port "${FIRST#*:}"
 expect_err "in use" "the message says the port is in use"
 # A one-shot command interrupted by SIGINT exits 130 (here waiting, without limit, on a dead node).
-fresh dht lookup x --bootstrap 127.0.0.1:9 --timeout 0 > /dev/null 2> "$T/err" &
+P2P_HOME="$T/fresh" "$P2P" dht lookup x --bootstrap 127.0.0.1:9 --timeout 0 > /dev/null 2> "$T/err" &
 L=$!
 PIDS+=($L)
 sleep 0.5
