@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # p2p dht on a private network of 20 nodes on 127.0.0.1 (never the public
-# bootstrap nodes): announce, lookup, unannounce (explicit and on SIGINT),
-# lookups after a third of the nodes are killed with SIGKILL, nodes that
-# survive malformed UDP datagrams, immutable and mutable records, exit codes,
-# and the dht-nodes file a client remembers.
+# bootstrap nodes): announce, lookup, unannounce (explicit, and on SIGINT or
+# SIGTERM), lookups after a third of the nodes are killed with SIGKILL, nodes
+# that survive malformed UDP datagrams, immutable and mutable records, exit
+# codes, and the dht-nodes file a client remembers.
 set -euo pipefail
 : "${P2P:?set P2P to the p2p binary}"
 NODES=20
@@ -55,8 +55,8 @@ json() {  # json EXPR < one JSON line: print EXPR of the parsed object `j`
   python3 -c 'import json,sys; j=json.loads(sys.stdin.readline()); print(eval(sys.argv[1]))' "$1"
 }
 
-# Clients, each with its own home (C, below, runs a long announce); all of them
-# join through the first node.
+# Clients, each with its own home (client C, in $T/c, runs the long announces);
+# all of them join through the first node (P2P_BOOTSTRAP).
 as_a() { P2P_HOME="$T/a" "$P2P" "$@"; }    # announces and puts
 as_b() { P2P_HOME="$T/b" "$P2P" "$@"; }    # looks up and gets
 fresh() { P2P_HOME="$T/fresh" "$P2P" "$@"; }  # no home: remembers no nodes
@@ -79,7 +79,7 @@ lookup_finds() {
 start_node() {  # start_node INDEX [BOOTSTRAP]
   "$P2P" dht bootstrap --host 127.0.0.1 --port 0 ${2:+--bootstrap "$2"} > "$T/node$1.out" 2> "$T/node$1.err" &
   PID[$1]=$!
-  PIDS+=($!)
+  PIDS+=("$!")
 }
 node_address() {  # node_address INDEX: its HOST:PORT, the first line it prints
   local i
@@ -146,10 +146,11 @@ step "2. announce --once $KEY, lookup finds exactly it; --json shapes"
 
 # --- 3. a long-running announce, stopped by SIGINT; unannounce -----------------
 TOPIC2="dht test topic 2"
-# Not through as_c: $! must be p2p itself, not a subshell, for the SIGINT.
+# Started directly, not through a shell function: $! must be p2p itself, not a
+# subshell, for the signal to reach it.
 P2P_HOME="$T/c" "$P2P" dht announce "$TOPIC2" > "$T/ann.out" 2> "$T/ann.err" &
 ANN=$!
-PIDS+=($ANN)
+PIDS+=("$ANN")
 for _ in $(seq 1 100); do grep -q "announced" "$T/ann.err" && break; sleep 0.1; done
 grep -q "announced" "$T/ann.err" || fail "the long-running announce did not announce in 10 s: $(cat "$T/ann.err")"
 KEY2=$(head -n 1 "$T/ann.out")
@@ -167,7 +168,7 @@ expect_err "no peers found" "the unannounced key is gone"
 TOPIC3="dht test topic 3"
 P2P_HOME="$T/c" "$P2P" dht announce "$TOPIC3" > "$T/ann.out" 2> "$T/ann.err" &
 ANN=$!
-PIDS+=($ANN)
+PIDS+=("$ANN")
 for _ in $(seq 1 100); do grep -q "announced" "$T/ann.err" && break; sleep 0.1; done
 lookup_finds as_b "$TOPIC3" "$KEY2"
 stop_rc "$ANN" TERM 15
@@ -290,7 +291,8 @@ python3 -c 'import sys; sys.stdout.buffer.write(bytes(range(1, 256)) + bytes(ran
 expect_rc 0 "put binary from stdin" as_a dht put < "$T/v3"
 H3=$(cat "$T/out")
 expect_rc 0 "put binary as an argument" as_a dht put "$(cat "$T/v3")"
-[ "$(cat "$T/out")" = "$H3" ] && [ "$H3" = "$(blake2b "$T/v3")" ] || fail "binary value: argument and stdin hash differently"
+[ "$(cat "$T/out")" = "$H3" ] || fail "binary value: argument and stdin hash differently"
+[ "$H3" = "$(blake2b "$T/v3")" ] || fail "binary value: put printed '$H3', not its BLAKE2b-256"
 expect_rc 0 "get the binary value" as_b dht get "$H3" --timeout 20
 cmp -s "$T/out" "$T/v3" || fail "the binary value did not come back byte for byte"
 expect_rc 0 "get the binary value --json" as_b --json dht get "$H3" --timeout 20
@@ -360,8 +362,12 @@ expect_err "in use" "the message says the port is in use"
 # A one-shot command interrupted by SIGINT exits 130 (here waiting, without limit, on a dead node).
 P2P_HOME="$T/fresh" "$P2P" dht lookup x --bootstrap 127.0.0.1:9 --timeout 0 > /dev/null 2> "$T/err" &
 L=$!
-PIDS+=($L)
-sleep 0.5
+PIDS+=("$L")
+for _ in $(seq 1 50); do  # until it handles SIGINT (SigCgt bit 2), where /proc tells
+  [ -r "/proc/$L/status" ] || { sleep 0.5; break; }
+  (( 0x$(sed -n 's/^SigCgt:[[:space:]]*//p' "/proc/$L/status") & 2 )) && break
+  sleep 0.1
+done
 stop_rc "$L" INT 5
 [ "$RC" = 130 ] || fail "a lookup interrupted by SIGINT exited $RC, expected 130"
 expect_err "interrupted" "the message says it was interrupted"
@@ -370,7 +376,7 @@ step "usage errors exit 2; a ping nobody answers and a port in use exit 1; SIGIN
 # --- 7. the nodes a client remembers ----------------------------------------------
 [ -s "$T/b/dht-nodes" ] || fail "client B's home has no dht-nodes file"
 n=$(wc -l < "$T/b/dht-nodes")
-[ "$n" -ge 1 ] && [ "$n" -le 64 ] || fail "dht-nodes has $n lines"
+if [ "$n" -lt 1 ] || [ "$n" -gt 64 ]; then fail "dht-nodes has $n lines"; fi
 known=" ${ADDR[*]} "
 while read -r line; do
   [[ "$line" =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "dht-nodes line '$line' is not HOST:PORT"
