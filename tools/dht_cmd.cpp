@@ -17,13 +17,15 @@ namespace {
 
 constexpr size_t kMaxDhtValue = 1000;              // a record travels in one UDP datagram
 constexpr uint64_t kReannounceMs = 5 * 60 * 1000;  // well inside the 20-minute record lifetime
+constexpr uint64_t kMaxSeq = (uint64_t{1} << 53) - 1;  // JavaScript peers cannot read more
 
 struct DhtArgs {
   std::string bootstrap;  // the global --bootstrap, else P2P_BOOTSTRAP, else the public nodes
   double timeout_s = 30;  // one-shot queries; the public DHT can take seconds
   std::string host = "127.0.0.1";
   uint16_t port = 0;
-  std::string topic, target, value;
+  std::string topic, target;
+  std::optional<std::string> value;  // absent: stdin
   bool once = false, mutable_record = false;
   std::optional<uint64_t> seq;
 };
@@ -60,7 +62,8 @@ Result<std::unique_ptr<dht::Runtime>> open_client(Context& ctx, const DhtArgs& a
 uint64_t timeout_ms(const DhtArgs& a) { return a.timeout_s <= 0 ? 0 : static_cast<uint64_t>(a.timeout_s * 1000); }
 
 // Runs until `done`; a signal or the timeout become errors naming what was waited for.
-Status wait(dht::Runtime& rt, const DhtArgs& a, const std::function<bool()>& done, const std::string& what) {
+Status wait(dht::Runtime& rt, const DhtArgs& a, const std::function<bool()>& done, const std::string& what,
+            const std::string& hint = "check --bootstrap (or P2P_BOOTSTRAP) and the network") {
   switch (rt.run_until(done, timeout_ms(a))) {
     case dht::Runtime::Stop::done:
       return Status::ok_status();
@@ -71,8 +74,9 @@ Status wait(dht::Runtime& rt, const DhtArgs& a, const std::function<bool()>& don
     case dht::Runtime::Stop::timeout:
       break;
   }
-  return error(ErrorCode::io, what + " took longer than " + std::to_string(static_cast<int>(a.timeout_s)) +
-                                  " s; check --bootstrap (or P2P_BOOTSTRAP) and the network, or raise --timeout");
+  char seconds[32];
+  std::snprintf(seconds, sizeof seconds, "%g", a.timeout_s);
+  return error(ErrorCode::io, what + " took longer than " + seconds + " s; " + hint + ", or raise --timeout");
 }
 
 Result<crypto::KeyPair> identity_key_pair(Context& ctx) {
@@ -88,12 +92,12 @@ nlohmann::json address_json(const dht::Address& a) { return {{"host", a.host()},
 
 Result<Bytes> value_argument(const DhtArgs& a) {
   Bytes value;
-  if (a.value.empty() || a.value == "-") {
+  if (!a.value || *a.value == "-") {
     auto in = read_stdin(kMaxDhtValue);
     if (!in.ok()) return in.status();
     value = std::move(*in);
   } else {
-    value = to_bytes(as_bytes(a.value));
+    value = to_bytes(as_bytes(*a.value));
   }
   if (value.size() > kMaxDhtValue) {
     return invalid_argument("the value is " + std::to_string(value.size()) + " bytes; DHT records hold at most " +
@@ -152,7 +156,8 @@ int run_ping(Context& ctx, const DhtArgs& a) {
     if (r) reply = *r;
     done = true;
   });
-  if (Status s = wait(**rt, a, [&] { return done; }, "pinging " + a.target); !s.ok()) return ctx.fail(s);
+  if (Status s = wait(**rt, a, [&] { return done; }, "pinging " + a.target, "check that a DHT node runs there"); !s.ok())
+    return ctx.fail(s);
   if (!reply) return ctx.fail(error(ErrorCode::io, "no answer from " + a.target + " (is a DHT node running there?)"));
   if (ctx.json) {
     nlohmann::json j = address_json(reply->from);
@@ -314,6 +319,9 @@ int run_put(Context& ctx, const DhtArgs& a) {
       done = true;
     });
     if (Status s = wait(**rt, a, [&] { return done; }, "reading the current sequence number"); !s.ok()) return ctx.fail(s);
+    if (current && current->record.seq >= kMaxSeq) {
+      return ctx.fail(invalid_argument("the DHT holds the highest sequence number there is; nothing can replace it"));
+    }
     if (current) seq = current->record.seq + 1;
     done = false;
   }
@@ -370,7 +378,15 @@ void add_dht_commands(CLI::App& app, Context& ctx) {
   auto* dht = app.add_subcommand("dht", "The distributed hash table: nodes, announces, lookups and records");
   dht->require_subcommand(1);
   auto timeout = [&](CLI::App* cmd) {
-    cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds")->capture_default_str();
+    cmd->add_option("--timeout", a->timeout_s, "Give up after this many seconds (0: no limit)")
+        ->check(CLI::Validator(
+            [](std::string& text) {
+              char* end = nullptr;
+              double v = std::strtod(text.c_str(), &end);
+              return *end == '\0' && v >= 0 ? std::string() : "'" + text + "' is not a number of seconds (0: no limit)";
+            },
+            "SECONDS"))
+        ->capture_default_str();
   };
   auto run = [&ctx, a](int (*fn)(Context&, const DhtArgs&)) {
     return [&ctx, a, fn] {
@@ -410,14 +426,16 @@ void add_dht_commands(CLI::App& app, Context& ctx) {
   auto* put = dht->add_subcommand("put", "Store a value on the DHT (immutable: by its hash; --mutable: under your key)");
   put->add_option("VALUE", a->value, "The value (at most 1000 bytes); absent or '-': read stdin");
   put->add_flag("--mutable", a->mutable_record, "Store under the identity's public key, signed, with a sequence number");
-  put->add_option("--seq", a->seq, "Sequence number for --mutable (default: one above the highest stored)");
+  put->add_option("--seq", a->seq, "Sequence number for --mutable (default: one above the highest stored)")
+      ->check(CLI::Range(uint64_t{0}, kMaxSeq));
   timeout(put);
   put->callback(run(run_put));
 
   auto* get = dht->add_subcommand("get", "Read a value from the DHT by hash, or with --mutable by public key");
   get->add_option("KEY", a->target, "The hash 'p2p dht put' printed, or with --mutable a public key")->required();
   get->add_flag("--mutable", a->mutable_record, "Read the signed value stored under a public key");
-  get->add_option("--seq", a->seq, "With --mutable: only a value with at least this sequence number");
+  get->add_option("--seq", a->seq, "With --mutable: only a value with at least this sequence number")
+      ->check(CLI::Range(uint64_t{0}, kMaxSeq));
   timeout(get);
   get->callback(run(run_get));
 }

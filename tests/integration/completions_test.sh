@@ -16,7 +16,7 @@ expect_exit 0 "bash script parses" -- bash -n "$SRC/completions/p2p.bash"
 out=$(bash -c "source '$SRC/completions/p2p.bash'; COMP_WORDS=(p2p core ap); COMP_CWORD=2; _p2p; echo \${COMPREPLY[*]}")
 expect_eq "$out" "append" "bash completes 'p2p core ap'"
 out=$(bash -c "source '$SRC/completions/p2p.bash'; COMP_WORDS=(p2p id ''); COMP_CWORD=2; _p2p; echo \${COMPREPLY[*]}")
-expect_eq "$out" "create show export import --help -h --home --passphrase-file --json --quiet -q" "bash lists id subcommands"
+expect_eq "$out" "create show export import --help -h --home --passphrase-file --json --quiet -q --bootstrap" "bash lists id subcommands"
 if command -v zsh > /dev/null; then expect_exit 0 "zsh script parses" -- zsh -n "$SRC/completions/_p2p"; fi
 if command -v fish > /dev/null; then expect_exit 0 "fish script parses" -- fish -n "$SRC/completions/p2p.fish"; fi
 finish
