@@ -126,6 +126,16 @@ void Node::request(const Address& to, const OutboundRequest& req, ReplyCallback 
   transmit(msg.tid);
 }
 
+void Node::relay_request(const Address& to, const Request& original, ByteView value) {
+  Request msg = original;
+  msg.to = to;
+  msg.id = persistent_ ? std::optional<Hash32>(table_.id()) : std::nullopt;
+  msg.token.reset();
+  msg.value = to_bytes(value);
+  stats_.packets_sent++;
+  socket_.send(to, encode_request(msg));
+}
+
 void Node::ping(const Address& to, ReplyCallback cb) {
   request(to, OutboundRequest{.internal = true, .command = kPing}, std::move(cb));
 }

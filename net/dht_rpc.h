@@ -133,6 +133,14 @@ class Node {
   void send_down_hint(const Address& to, const Address& down);
 
   void add_node(const Address& address);
+
+  // hyperdht routes handshakes through nodes with these: re-send a request
+  // (same tid, command and target, a new value, no token) to another node...
+  void relay_request(const Address& to, const Request& original, ByteView value);
+  // ...and answer a request at an address other than its sender's.
+  void reply_to(const Address& to, const Request& request, const Answer& answer) { send_reply(socket_, to, request, answer); }
+  // The main socket (connections share it with the DHT).
+  DatagramSocket& socket() { return socket_; }
   // Stops timers and drops every pending request without calling back.
   void close();
 

@@ -55,7 +55,7 @@ struct TopicHead {
 };
 
 struct Expiring {
-  PeerRecord peer;
+  RecordStore::Forward forward;
   uint64_t expires;
 };
 
@@ -190,7 +190,7 @@ void RecordStore::add(const Hash32& topic, const PeerRecord& peer, uint64_t now)
 
 void RecordStore::remove(const Hash32& topic, const Key32& public_key) {
   Impl& m = *impl_;
-  if (auto f = m.forwards.find(topic); f != m.forwards.end() && f->second.peer.public_key == public_key) {
+  if (auto f = m.forwards.find(topic); f != m.forwards.end() && f->second.forward.peer.public_key == public_key) {
     m.forwards.erase(f);
   }
   auto it = m.topics.find(topic);
@@ -199,17 +199,17 @@ void RecordStore::remove(const Hash32& topic, const Key32& public_key) {
   if (it->second.count == 0) m.topics.erase(it);
 }
 
-void RecordStore::set_forward(const Hash32& target, const PeerRecord& peer, uint64_t now) {
+void RecordStore::set_forward(const Hash32& target, const PeerRecord& peer, const Address& server, uint64_t now) {
   remove(target, peer.public_key);
   PeerRecord p = peer;
   if (p.relay_addresses.size() > kMaxRelayAddresses) p.relay_addresses.resize(kMaxRelayAddresses);
-  impl_->forwards[target] = Expiring{std::move(p), now + limits_.record_ttl_ms};
+  impl_->forwards[target] = Expiring{Forward{std::move(p), server}, now + limits_.record_ttl_ms};
 }
 
-std::optional<PeerRecord> RecordStore::forward(const Hash32& target, uint64_t now) const {
+std::optional<RecordStore::Forward> RecordStore::forward(const Hash32& target, uint64_t now) const {
   auto it = impl_->forwards.find(target);
   if (it == impl_->forwards.end() || it->second.expires <= now) return std::nullopt;
-  return it->second.peer;
+  return it->second.forward;
 }
 
 std::vector<PeerRecord> RecordStore::peers(const Hash32& topic, size_t max, uint64_t now) const {
@@ -221,7 +221,7 @@ std::vector<PeerRecord> RecordStore::peers(const Hash32& topic, size_t max, uint
     }
   }
   if (out.size() < max)
-    if (auto f = forward(topic, now)) out.push_back(std::move(*f));
+    if (auto f = forward(topic, now)) out.push_back(std::move(f->peer));
   return out;
 }
 

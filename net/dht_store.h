@@ -41,8 +41,14 @@ class RecordStore {
   // Adds or renews; relay addresses beyond kMaxRelayAddresses are dropped.
   void add(const Hash32& topic, const PeerRecord& peer, uint64_t now);
   void remove(const Hash32& topic, const Key32& public_key);
-  void set_forward(const Hash32& target, const PeerRecord& peer, uint64_t now);
-  std::optional<PeerRecord> forward(const Hash32& target, uint64_t now) const;
+  // A server's own record, and the address its announce came from: where
+  // handshakes for it are relayed.
+  struct Forward {
+    PeerRecord peer;
+    Address server;
+  };
+  void set_forward(const Hash32& target, const PeerRecord& peer, const Address& server, uint64_t now);
+  std::optional<Forward> forward(const Hash32& target, uint64_t now) const;
   // Up to `max` live records of the topic, the forward (if any) last.
   std::vector<PeerRecord> peers(const Hash32& topic, size_t max, uint64_t now) const;
   uint64_t bump(const Hash32& topic) const;
@@ -52,7 +58,7 @@ class RecordStore {
     Hash32 topic;
     PeerRecord peer;
     bool forward;
-  };
+  };  // a refreshed forward relays to whoever sent the refresh
   void remember_refresh(const Hash32& key, Refresh r, uint64_t now);
   std::optional<Refresh> take_refresh(const Hash32& key, uint64_t now);
 

@@ -33,10 +33,17 @@ HyperDht::~HyperDht() { node_.set_request_handler(nullptr); }
 
 StoreStats HyperDht::store_stats() const { return store_->stats(); }
 
+std::optional<RecordStore::Forward> HyperDht::forward(const Hash32& target) const {
+  return store_->forward(target, node_.clock().now_ms());
+}
+
 // --- serving ---
 
 std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
   const Request& req = in.message;
+  if (req.command == kPeerHandshake || req.command == kPeerHolepunch) {
+    return peer_handler_ ? peer_handler_(in) : std::nullopt;
+  }
   auto id = node_.id();
   if (!id) return std::nullopt;  // ephemeral nodes store nothing, as hyperdht
   RecordStore& s = *store_;
@@ -49,7 +56,7 @@ std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
     case kFindPeer: {
       if (!req.target) return Answer::dropped();
       auto fwd = s.forward(*req.target, now);
-      return fwd ? Answer{.value = encode_peer(*fwd)} : Answer{};
+      return fwd ? Answer{.value = encode_peer(fwd->peer)} : Answer{};
     }
     case kLookup: {
       if (!req.target) return Answer::dropped();
@@ -61,7 +68,7 @@ std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
     }
     case kAnnounce:
     case kUnannounce:
-      return on_announce(req, *id, now);
+      return on_announce(req, in.from, *id, now);
     case kMutableGet: {
       if (!req.target || !req.value) return Answer::dropped();
       enc::Decoder d(*req.value);
@@ -108,7 +115,7 @@ std::optional<Answer> HyperDht::on_request(const InboundRequest& in) {
   return std::nullopt;
 }
 
-std::optional<Answer> HyperDht::on_announce(const Request& req, const Hash32& id, uint64_t now) {
+std::optional<Answer> HyperDht::on_announce(const Request& req, const Address& from, const Hash32& id, uint64_t now) {
   if (!req.target || !req.token || !req.value) return Answer::dropped();
   auto ann = decode_announce(*req.value);
   if (!ann) return Answer::dropped();
@@ -120,7 +127,7 @@ std::optional<Answer> HyperDht::on_announce(const Request& req, const Hash32& id
     if (!is_announce || !ann->refresh) return Answer::dropped();
     auto r = s.take_refresh(crypto::hash({*ann->refresh}), now);
     if (!r) return Answer::dropped();
-    if (r->forward) s.set_forward(r->topic, r->peer, now);
+    if (r->forward) s.set_forward(r->topic, r->peer, from, now);
     else s.add(r->topic, r->peer, now);
     // The next refresh must reveal the preimage of this token (a hash chain).
     s.remember_refresh(*ann->refresh, *r, now);
@@ -138,7 +145,7 @@ std::optional<Answer> HyperDht::on_announce(const Request& req, const Hash32& id
   if (peer.relay_addresses.size() > kMaxRelayAddresses) peer.relay_addresses.resize(kMaxRelayAddresses);
   bool forward = crypto::hash({peer.public_key}) == *req.target;
   if (forward) {
-    s.set_forward(*req.target, peer, now);
+    s.set_forward(*req.target, peer, from, now);
   } else {
     s.add(*req.target, peer, now);
     // bump is a wall-clock time in ms; one far in the future is ignored.

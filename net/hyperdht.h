@@ -46,6 +46,11 @@ class HyperDht {
 
   Node& node() { return node_; }
   StoreStats store_stats() const;
+  // PEER_HANDSHAKE and PEER_HOLEPUNCH go to this (net/dht_connect), whether or
+  // not the node is persistent: a server is reachable directly either way.
+  void set_peer_handler(RequestHandler handler) { peer_handler_ = std::move(handler); }
+  // A server's record and where its announce came from, when we hold it.
+  std::optional<RecordStore::Forward> forward(const Hash32& target) const;
 
   // Each peer as it is found (duplicates across nodes included), then `done`.
   void lookup(const Hash32& topic, std::function<void(const FoundPeer&)> on_peer,
@@ -66,7 +71,7 @@ class HyperDht {
 
  private:
   std::optional<Answer> on_request(const InboundRequest& req);
-  std::optional<Answer> on_announce(const Request& req, const Hash32& id, uint64_t now);
+  std::optional<Answer> on_announce(const Request& req, const Address& from, const Hash32& id, uint64_t now);
   // A query whose closest replies each get `make_commit(reply)` sent with their token.
   void put_query(uint64_t query_command, const Hash32& target, std::optional<Bytes> query_value,
                  std::function<std::optional<OutboundRequest>(const Reply&)> make_commit,
@@ -75,6 +80,7 @@ class HyperDht {
   Node& node_;
   std::unique_ptr<RecordStore> store_;
   uint64_t last_sweep_ = 0;
+  RequestHandler peer_handler_;
 };
 
 // A topic from the command line: 64 hex characters as they are, anything

@@ -181,6 +181,37 @@ TEST_CASE("dht: announce, lookup and unannounce on 30 nodes", "[dht]") {
   CHECK(sim.lookup(b, topic).empty());
 }
 
+TEST_CASE("dht: a server announced under the hash of its key is found with find_peer", "[dht]") {
+  SimDht sim(10);
+  sim.grow(20);
+  auto& server = sim.client();
+  auto& other = sim.client();
+  auto kp = key_pair(7);
+  Hash32 target = crypto::hash({kp.public_key});
+  std::optional<PutResult> put;
+  server.dht->announce(target, kp, {sim_address(4242)}, [&](const PutResult& r) { put = r; });
+  REQUIRE(sim.net.run_until([&] { return put.has_value(); }, 60'000));
+  REQUIRE(put->ok);
+  std::optional<std::optional<FoundPeer>> found;
+  other.dht->find_peer(kp.public_key, [&](std::optional<FoundPeer> p) { found = std::move(p); });
+  REQUIRE(sim.net.run_until([&] { return found.has_value(); }, 60'000));
+  REQUIRE(*found);
+  CHECK((*found)->peer.public_key == kp.public_key);
+  CHECK((*found)->peer.relay_addresses == std::vector<Address>{sim_address(4242)});
+  // A server's record also answers a lookup of that target, and the relays know where it announced from.
+  CHECK(sim.lookup(other, target) == std::set<Key32>{kp.public_key});
+  size_t relays = 0;
+  for (auto& m : sim.nodes) {
+    if (!m->dht) continue;
+    if (auto f = m->dht->forward(target)) relays += f->server == server.socket->local_address();
+  }
+  CHECK(relays >= 10);
+  found.reset();
+  other.dht->find_peer(key_pair(8).public_key, [&](std::optional<FoundPeer> p) { found = std::move(p); });
+  REQUIRE(sim.net.run_until([&] { return found.has_value(); }, 60'000));
+  CHECK_FALSE(*found);
+}
+
 TEST_CASE("dht: records expire after 20 minutes unless re-announced", "[dht]") {
   SimDht sim(2);
   sim.grow(20);
