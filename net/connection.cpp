@@ -7,18 +7,6 @@
 
 namespace p2p::net {
 
-namespace {
-
-constexpr size_t kReadBuffer = 256 * 1024;
-
-struct WriteReq {
-  uv_write_t req;
-  Bytes data;
-  Connection* owner;
-};
-
-}  // namespace
-
 bool run_until(uv_loop_t* loop, const std::function<bool()>& done, uint64_t timeout_ms) {
   bool timed_out = false;
   uv_timer_t timer;
@@ -70,21 +58,20 @@ std::string format_address(const sockaddr_storage& addr) {
 }
 
 Connection::Connection(uv_loop_t* loop, uv_tcp_t* tcp, bool initiator, const crypto::KeyPair& key_pair)
+    : Connection(loop, tcp_transport(tcp), std::make_unique<SecretStream>(initiator, key_pair)) {}
+
+Connection::Connection(uv_loop_t* loop, std::unique_ptr<Transport> transport, std::unique_ptr<SecretStream> stream)
     : loop_(loop),
-      tcp_(tcp),
+      transport_(std::move(transport)),
       timer_(new uv_timer_t),
-      stream_(initiator, key_pair),
+      stream_(std::move(stream)),
       mux_([this](ByteView frame) {
-        Status s = stream_.send(frame);
+        Status s = stream_->send(frame);
         if (!s.ok()) close(s);
       }) {
-  tcp_->data = this;
   uv_timer_init(loop_, timer_);
   timer_->data = this;
-  sockaddr_storage peer{};
-  int len = sizeof peer;
-  if (uv_tcp_getpeername(tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) remote_address_ = format_address(peer);
-  uv_tcp_nodelay(tcp_, 1);
+  remote_address_ = transport_->remote_address();
 }
 
 Connection::~Connection() {
@@ -97,48 +84,35 @@ Status Connection::start() {
       timer_,
       [](uv_timer_t* t) {
         auto* self = static_cast<Connection*>(t->data);
-        if (self && !self->stream_.established()) self->close(error(ErrorCode::io, "handshake timed out"));
+        if (self && !self->stream_->established()) self->close(error(ErrorCode::io, "handshake timed out"));
       },
       kHandshakeTimeoutMs, 0);
-  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(tcp_), on_alloc, on_read);
-  if (rc != 0) return io_error(std::string("cannot read from the socket: ") + uv_strerror(rc));
-  reading_ = true;
-  P2P_TRY(stream_.start());
-  flush();
+  P2P_TRY(transport_->start({
+      .on_data =
+          [this](ByteView bytes) {
+            if (closed_) return;
+            bytes_in_ += bytes.size();
+            last_read_ms_ = uv_now(loop_);
+            received(bytes);
+          },
+      .on_end = [this](const Status& why) { close(why); },
+      .on_drain = [this] { drained(); },
+  }));
+  P2P_TRY(stream_->start());
+  // A stream started from a finished handshake has its header queued already.
+  received({});
   return {};
-}
-
-void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  auto* self = static_cast<Connection*>(h->data);
-  if (!self) {
-    *buf = uv_buf_init(nullptr, 0);
-    return;
-  }
-  self->read_buffer_.resize(kReadBuffer);
-  *buf = uv_buf_init(self->read_buffer_.data(), kReadBuffer);
-}
-
-void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
-  auto* self = static_cast<Connection*>(s->data);
-  if (!self || self->closed_) return;
-  if (n < 0) {
-    self->close(n == UV_EOF ? Status{} : io_error(std::string("connection lost: ") + uv_strerror(static_cast<int>(n))));
-    return;
-  }
-  self->bytes_in_ += static_cast<uint64_t>(n);
-  self->last_read_ms_ = uv_now(self->loop_);
-  self->received(ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n)));
 }
 
 void Connection::received(ByteView bytes) {
   // Replies pile up faster than the peer reads them: stop parsing (and
-  // reading) until the socket drains, so a flood of requests costs bounded memory.
-  auto backlogged = [this] { return pending_write_ > kHighWater; };
-  Status s = stream_.receive(
+  // reading) until the transport drains, so a flood of requests costs bounded memory.
+  auto backlogged = [this] { return transport_->pending() > kHighWater; };
+  Status s = stream_->receive(
       bytes,
       [this](ByteView message) {
         Status st = mux_.receive(message);
-        if (stream_.output_size() >= kWriteChunk) flush();  // big replies leave as they are made
+        if (stream_->output_size() >= kWriteChunk) flush();  // big replies leave as they are made
         return st;
       },
       backlogged);
@@ -147,7 +121,7 @@ void Connection::received(ByteView bytes) {
     close(s);
     return;
   }
-  if (stream_.established() && !was_established_) {
+  if (stream_->established() && !was_established_) {
     was_established_ = true;
     uv_timer_stop(timer_);
     uv_timer_start(
@@ -161,7 +135,7 @@ void Connection::received(ByteView bytes) {
             return;
           }
           if (now - self->last_write_ms_ < kKeepAliveMs) return;
-          if (self->stream_.send({}).ok()) self->flush();
+          if (self->stream_->send({}).ok()) self->flush();
         },
         kKeepAliveMs, kKeepAliveMs);
     if (hooks_.on_established) hooks_.on_established();
@@ -170,48 +144,24 @@ void Connection::received(ByteView bytes) {
 }
 
 void Connection::flush() {
-  if (closed_ || !stream_.has_output()) return;
-  Bytes spare;
-  if (!spare_buffers_.empty()) {
-    spare = std::move(spare_buffers_.back());
-    spare_buffers_.pop_back();
-  }
-  auto* w = new WriteReq{{}, stream_.take_output(std::move(spare)), this};
-  w->req.data = w;
-  uv_buf_t buf = uv_buf_init(reinterpret_cast<char*>(w->data.data()), static_cast<unsigned>(w->data.size()));
-  pending_write_ += w->data.size();
-  bytes_out_ += w->data.size();
+  if (closed_ || !stream_->has_output()) return;
+  Bytes out = stream_->take_output(transport_->take_spare());
+  bytes_out_ += out.size();
   last_write_ms_ = uv_now(loop_);
-  int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(tcp_), &buf, 1, on_write);
-  if (rc != 0) {
-    pending_write_ -= w->data.size();
-    delete w;
-    close(io_error(std::string("cannot write to the socket: ") + uv_strerror(rc)));
-    return;
-  }
-  if (pending_write_ > kHighWater && reading_) {  // the peer reads slower than it asks
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(tcp_));
+  transport_->write(std::move(out));
+  if (!closed_ && transport_->pending() > kHighWater && reading_) {  // the peer reads slower than it asks
+    transport_->pause_reading();
     reading_ = false;
   }
 }
 
-void Connection::on_write(uv_write_t* req, int status) {
-  auto* w = static_cast<WriteReq*>(req->data);
-  auto* self = static_cast<Connection*>(req->handle->data);
-  if (self) {
-    self->pending_write_ -= w->data.size();
-    if (self->spare_buffers_.size() < 16 && w->data.capacity() <= 4 * kWriteChunk)
-      self->spare_buffers_.push_back(std::move(w->data));
-    if (status != 0 && !self->closed_) self->close(io_error(std::string("write failed: ") + uv_strerror(status)));
-    if (!self->closed_ && !self->reading_ && self->pending_write_ < kHighWater / 4) {
-      if (self->stream_.has_input()) self->received({});  // what was parsed no further
-      if (!self->closed_ && !self->reading_ && self->pending_write_ <= kHighWater) {
-        uv_read_start(reinterpret_cast<uv_stream_t*>(self->tcp_), on_alloc, on_read);
-        self->reading_ = true;
-      }
-    }
+void Connection::drained() {
+  if (closed_ || reading_) return;
+  if (stream_->has_input()) received({});  // what was parsed no further
+  if (!closed_ && !reading_ && transport_->pending() <= kHighWater) {
+    transport_->resume_reading();
+    reading_ = true;
   }
-  delete w;
 }
 
 void Connection::close(const Status& why) {
@@ -219,11 +169,9 @@ void Connection::close(const Status& why) {
   closed_ = true;
   mux_.shutdown();
   uv_timer_stop(timer_);
-  // The handles outlive us until libuv finishes closing them: detach them.
-  tcp_->data = nullptr;
   timer_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-  uv_close(reinterpret_cast<uv_handle_t*>(tcp_), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  transport_->close();
   if (hooks_.on_close) hooks_.on_close(why);
 }
 

@@ -12,6 +12,7 @@
 
 #include "net/protomux.h"
 #include "net/secret_stream.h"
+#include "net/transport.h"
 
 namespace p2p::net {
 
@@ -42,6 +43,9 @@ class Connection {
 
   // Takes an accepted or connecting TCP handle (allocated with new).
   Connection(uv_loop_t* loop, uv_tcp_t* tcp, bool initiator, const crypto::KeyPair& key_pair);
+  // Any transport, and a secret stream (fresh, or started from a handshake
+  // done elsewhere, as hyperdht's connections are).
+  Connection(uv_loop_t* loop, std::unique_ptr<Transport> transport, std::unique_ptr<SecretStream> stream);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -54,10 +58,10 @@ class Connection {
   // Ends the connection; on_close hears `why`. Safe to call more than once.
   void close(const Status& why = {});
 
-  bool established() const { return stream_.established() && !closed_; }
+  bool established() const { return stream_->established() && !closed_; }
   bool closed() const { return closed_; }
-  bool initiator() const { return stream_.initiator(); }
-  const HandshakeResult& handshake() const { return stream_.handshake(); }
+  bool initiator() const { return stream_->initiator(); }
+  const HandshakeResult& handshake() const { return stream_->handshake(); }
   Mux& mux() { return mux_; }
   std::string remote_address() const { return remote_address_; }
   uint64_t bytes_in() const { return bytes_in_; }
@@ -66,28 +70,23 @@ class Connection {
   std::vector<std::unique_ptr<ChannelHandler>>& sessions() { return sessions_; }
 
  private:
-  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
-  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
-  static void on_write(uv_write_t* req, int status);
   void received(ByteView bytes);
+  void drained();
   void flush();
 
   uv_loop_t* loop_;
-  uv_tcp_t* tcp_;
+  std::unique_ptr<Transport> transport_;
   uv_timer_t* timer_;
-  SecretStream stream_;
+  std::unique_ptr<SecretStream> stream_;
   Mux mux_;
   Hooks hooks_;
   bool closed_ = false;
-  bool reading_ = false;
+  bool reading_ = true;
   bool was_established_ = false;
-  size_t pending_write_ = 0;
   uint64_t last_write_ms_ = 0;
   uint64_t last_read_ms_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   std::string remote_address_;
-  std::vector<char> read_buffer_;
-  std::vector<Bytes> spare_buffers_;  // written buffers kept for reuse
   std::vector<std::unique_ptr<ChannelHandler>> sessions_;
 };
 
