@@ -17,12 +17,11 @@ constexpr uint64_t kResponseCloserNodes = 4, kResponseError = 8, kResponseValue 
 // Announce flag bits (hyperdht messages.js).
 constexpr uint64_t kAnnouncePeer = 1, kAnnounceRefresh = 2, kAnnounceSignature = 4, kAnnounceBump = 8;
 
-// compact-encoding rejects a uint above Number.MAX_SAFE_INTEGER when decoding,
-// so a packet carrying one is dropped by the reference and must be here too.
-constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
-
-constexpr size_t kAddressSize = 6;
 constexpr size_t kMinPeerSize = 32 + 1;  // public key + an empty address array
+
+}  // namespace
+
+// --- compact-encoding helpers, shared with the other hyperdht codecs ---
 
 uint64_t safe_uint(enc::Decoder& d) {
   uint64_t n = d.uint();
@@ -30,8 +29,6 @@ uint64_t safe_uint(enc::Decoder& d) {
   return n;
 }
 
-// An array count no larger than what the remaining bytes could hold, so a
-// hostile count fails before anything is allocated.
 uint64_t bounded_length(enc::Decoder& d, size_t min_element_size) {
   return d.array_length(std::min<uint64_t>(enc::kMaxArrayLength, d.remaining() / min_element_size));
 }
@@ -55,6 +52,8 @@ std::vector<Address> decode_addresses(enc::Decoder& d) {
   for (auto& a : list) a = decode_address(d);
   return list;
 }
+
+namespace {
 
 void encode_peer_to(enc::Encoder& e, const PeerRecord& p) {
   e.fixed(p.public_key);

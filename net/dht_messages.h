@@ -12,6 +12,11 @@
 
 #include "base/bytes.h"
 
+namespace p2p::enc {
+class Encoder;
+class Decoder;
+}  // namespace p2p::enc
+
 namespace p2p::dht {
 
 // An IPv4 endpoint as compact-encoding's ipv4Address lays it out (4 bytes ip, u16le port).
@@ -27,6 +32,22 @@ struct Address {
 // "a.b.c.d:port" (an IPv4 literal); nullopt on anything else.
 std::optional<Address> parse_address(std::string_view host_port);
 std::optional<std::array<uint8_t, 4>> parse_ipv4(std::string_view host);
+
+// --- compact-encoding helpers the hyperdht codecs share ---
+
+// compact-encoding rejects a uint above Number.MAX_SAFE_INTEGER when decoding,
+// so a packet carrying one is dropped by the reference and must be here too.
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+constexpr size_t kAddressSize = 6;
+
+uint64_t safe_uint(enc::Decoder& d);
+// An array count no larger than what the remaining bytes could hold, so a
+// hostile count fails before anything is allocated.
+uint64_t bounded_length(enc::Decoder& d, size_t min_element_size);
+void encode_address(enc::Encoder& e, const Address& a);
+Address decode_address(enc::Decoder& d);
+void encode_addresses(enc::Encoder& e, const std::vector<Address>& list);
+std::vector<Address> decode_addresses(enc::Decoder& d);
 
 // A node's id: BLAKE2b-256 of its public ipv4Address encoding (6 bytes).
 Hash32 node_id(const Address& address);

@@ -3,13 +3,35 @@
 #include <sodium.h>
 
 #include <cstring>
+#include <vector>
 
 namespace p2p::net {
 
 namespace {
 
 using Hash64 = std::array<uint8_t, 64>;
-constexpr const char* kProtocolXX = "Noise_XX_Ed25519_ChaChaPoly_BLAKE2b";
+constexpr size_t kKeySize = 32;
+constexpr size_t kTagSize = crypto_aead_chacha20poly1305_ietf_ABYTES;
+// noise-handshake's cipher refuses longer ciphertexts (Noise's message limit).
+constexpr size_t kMaxCiphertext = 65535;
+
+// A pattern's message tokens (the DH tokens name local then remote key).
+enum class Token { e, s, ee, es, se, ss };
+
+struct PatternSpec {
+  const char* protocol;
+  bool responder_static_preshared;  // IK's "<- s" pre-message
+  std::vector<std::vector<Token>> messages;
+};
+
+const PatternSpec& spec_of(NoiseHandshake::Pattern pattern) {
+  using enum Token;
+  static const PatternSpec xx{"Noise_XX_Ed25519_ChaChaPoly_BLAKE2b", false, {{e}, {e, ee, s, es}, {s, se}}};
+  static const PatternSpec ik{"Noise_IK_Ed25519_ChaChaPoly_BLAKE2b", true, {{e, es, s, ss}, {e, ee, se}}};
+  return pattern == NoiseHandshake::Pattern::IK ? ik : xx;
+}
+
+Status too_short() { return error(ErrorCode::verification, "noise: message too short"); }
 
 Hash64 blake2b512(std::initializer_list<ByteView> parts) { return crypto::hash64(parts); }
 
@@ -61,7 +83,7 @@ Result<Key32> ed25519_dh(const crypto::KeyPair& local, const Key32& remote_publi
 }
 
 // Noise's SymmetricState plus the handshake keys.
-struct NoiseXX::State {
+struct NoiseHandshake::State {
   Hash64 h{}, ck{};
   Key32 k{};
   bool has_key = false;
@@ -75,10 +97,18 @@ struct NoiseXX::State {
     if (!dh.ok()) return dh.status();
     auto [t1, t2] = hkdf(ck, *dh);
     ck = t1;
-    std::memcpy(k.data(), t2.data(), 32);
+    std::memcpy(k.data(), t2.data(), kKeySize);
     has_key = true;
     n = 0;
     return {};
+  }
+
+  // A DH token: es means our ephemeral with their static for the initiator,
+  // our static with their ephemeral for the responder; se the mirror image.
+  Status mix_dh(Token t, bool initiator) {
+    bool local_static = t == Token::ss || (t == Token::es && !initiator) || (t == Token::se && initiator);
+    bool remote_static = t == Token::ss || (t == Token::es && initiator) || (t == Token::se && !initiator);
+    return mix_key(ed25519_dh(local_static ? s : e, remote_static ? rs : re));
   }
 
   void nonce(uint8_t out[12]) const {
@@ -86,12 +116,13 @@ struct NoiseXX::State {
     for (int i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(n >> (8 * i));
   }
 
-  Bytes encrypt_and_hash(ByteView plain) {
+  Result<Bytes> encrypt_and_hash(ByteView plain) {
     Bytes out;
     if (!has_key) {
       out = to_bytes(plain);
     } else {
-      out.resize(plain.size() + crypto_aead_chacha20poly1305_ietf_ABYTES);
+      if (plain.size() + kTagSize > kMaxCiphertext) return invalid_argument("noise: handshake payload too large");
+      out.resize(plain.size() + kTagSize);
       uint8_t iv[12];
       nonce(iv);
       unsigned long long len = 0;
@@ -108,9 +139,9 @@ struct NoiseXX::State {
     if (!has_key) {
       out = to_bytes(cipher);
     } else {
-      if (cipher.size() < crypto_aead_chacha20poly1305_ietf_ABYTES)
-        return error(ErrorCode::verification, "noise: message too short");
-      out.resize(cipher.size() - crypto_aead_chacha20poly1305_ietf_ABYTES);
+      if (cipher.size() < kTagSize) return too_short();
+      if (cipher.size() > kMaxCiphertext) return error(ErrorCode::verification, "noise: message too long");
+      out.resize(cipher.size() - kTagSize);
       uint8_t iv[12];
       nonce(iv);
       unsigned long long len = 0;
@@ -122,96 +153,120 @@ struct NoiseXX::State {
     mix_hash(cipher);
     return out;
   }
+
+  // Split(): the transport keys, once the last message has passed.
+  HandshakeResult split(bool initiator) const {
+    auto [t1, t2] = hkdf(ck, {});
+    HandshakeResult r;
+    std::memcpy(r.tx.data(), (initiator ? t1 : t2).data(), kKeySize);
+    std::memcpy(r.rx.data(), (initiator ? t2 : t1).data(), kKeySize);
+    r.hash = h;
+    r.remote_public_key = rs;
+    return r;
+  }
 };
 
-NoiseXX::NoiseXX(bool initiator, const crypto::KeyPair& static_key, std::optional<Key32> ephemeral_seed)
-    : state_(new State), initiator_(initiator) {
+NoiseHandshake::NoiseHandshake(Pattern pattern, bool initiator, const crypto::KeyPair& static_key,
+                               const std::optional<Key32>& remote_static, ByteView prologue,
+                               const std::optional<Key32>& ephemeral_seed)
+    : state_(std::make_unique<State>()), pattern_(pattern), initiator_(initiator) {
   crypto::init();
-  // h = protocol name zero-padded to HASHLEN; ck = h; MixHash(prologue = empty).
-  std::memcpy(state_->h.data(), kProtocolXX, std::strlen(kProtocolXX));
-  state_->ck = state_->h;
-  state_->mix_hash({});
-  state_->s = static_key;
-  state_->e = ephemeral_seed ? crypto::key_pair_from_seed(*ephemeral_seed) : crypto::random_key_pair();
+  State& st = *state_;
+  const PatternSpec& spec = spec_of(pattern_);
+  // h = protocol name zero-padded to HASHLEN; ck = h; MixHash(prologue);
+  // then the pre-message keys.
+  std::memcpy(st.h.data(), spec.protocol, std::strlen(spec.protocol));
+  st.ck = st.h;
+  st.mix_hash(prologue);
+  st.s = static_key;
+  st.e = ephemeral_seed ? crypto::key_pair_from_seed(*ephemeral_seed) : crypto::random_key_pair();
+  if (spec.responder_static_preshared) {
+    if (initiator_ && remote_static) st.rs = *remote_static;
+    has_remote_static_ = !initiator_ || remote_static.has_value();
+    st.mix_hash(initiator_ ? st.rs : st.s.public_key);
+  }
 }
 
-NoiseXX::~NoiseXX() {
-  sodium_memzero(state_, sizeof *state_);
-  delete state_;
-}
+NoiseHandshake::~NoiseHandshake() { sodium_memzero(state_.get(), sizeof(State)); }
 
-// Split(): the transport keys, once the third message has passed.
-void NoiseXX::finish() {
-  auto [t1, t2] = hkdf(state_->ck, {});
-  std::memcpy(result_.tx.data(), (initiator_ ? t1 : t2).data(), 32);
-  std::memcpy(result_.rx.data(), (initiator_ ? t2 : t1).data(), 32);
-  result_.hash = state_->h;
-  result_.remote_public_key = state_->rs;
+const Key32& NoiseHandshake::remote_public_key() const { return state_->rs; }
+
+// The initiator writes the even-numbered messages.
+bool NoiseHandshake::our_turn() const { return !done_ && (step_ % 2 == 0) == initiator_; }
+
+void NoiseHandshake::advance() {
+  if (++step_ < spec_of(pattern_).messages.size()) return;
+  result_ = state_->split(initiator_);
   done_ = true;
 }
 
-Result<Bytes> NoiseXX::write() {
+Result<Bytes> NoiseHandshake::write_message(ByteView payload) {
+  if (!our_turn()) return invalid_argument("noise: not our turn to send");
+  if (!has_remote_static_) return invalid_argument("noise: an IK initiator needs the responder's public key");
   State& st = *state_;
   Bytes msg;
-  auto append = [&](const Bytes& b) { msg.insert(msg.end(), b.begin(), b.end()); };
-  if (initiator_ && step_ == 0) {  // -> e
-    msg.assign(st.e.public_key.begin(), st.e.public_key.end());
-    st.mix_hash(st.e.public_key);
-  } else if (!initiator_ && step_ == 1) {  // <- e, ee, s, es
-    msg.assign(st.e.public_key.begin(), st.e.public_key.end());
-    st.mix_hash(st.e.public_key);
-    P2P_TRY(st.mix_key(ed25519_dh(st.e, st.re)));
-    append(st.encrypt_and_hash(st.s.public_key));
-    P2P_TRY(st.mix_key(ed25519_dh(st.s, st.re)));
-  } else if (initiator_ && step_ == 2) {  // -> s, se
-    append(st.encrypt_and_hash(st.s.public_key));
-    P2P_TRY(st.mix_key(ed25519_dh(st.s, st.re)));
-  } else {
-    return invalid_argument("noise: not our turn to send");
+  auto append = [&](ByteView b) { msg.insert(msg.end(), b.begin(), b.end()); };
+  for (Token t : spec_of(pattern_).messages[step_]) {
+    if (t == Token::e) {
+      append(st.e.public_key);
+      st.mix_hash(st.e.public_key);
+    } else if (t == Token::s) {
+      auto s = st.encrypt_and_hash(st.s.public_key);
+      append(*s);  // a 32-byte key always fits
+    } else {
+      P2P_TRY(st.mix_dh(t, initiator_));
+    }
   }
-  append(st.encrypt_and_hash({}));  // the (empty) payload
-  step_++;
-  if (step_ == 3) finish();
+  auto sealed = st.encrypt_and_hash(payload);
+  if (!sealed.ok()) return sealed.status();
+  append(*sealed);
+  advance();
   return msg;
 }
 
-Status NoiseXX::read(ByteView msg) {
+Result<Bytes> NoiseHandshake::read_message(ByteView msg) {
+  if (done_ || our_turn()) return invalid_argument("noise: not expecting a message now");
   State& st = *state_;
-  auto take_key = [&](Key32& out) -> Status {
-    if (msg.size() < 32) return error(ErrorCode::verification, "noise: message too short");
-    std::copy(msg.begin(), msg.begin() + 32, out.begin());
-    msg = msg.subspan(32);
-    return {};
+  auto take = [&](size_t n) {
+    ByteView part = msg.first(n);
+    msg = msg.subspan(n);
+    return part;
   };
-  if (!initiator_ && step_ == 0) {  // -> e
-    if (msg.size() != 32) return error(ErrorCode::verification, "noise: the first message must be 32 bytes");
-    P2P_TRY(take_key(st.re));
-    st.mix_hash(st.re);
-  } else if (initiator_ && step_ == 1) {  // <- e, ee, s, es
-    if (msg.size() != 96) return error(ErrorCode::verification, "noise: the second message must be 96 bytes");
-    P2P_TRY(take_key(st.re));
-    st.mix_hash(st.re);
-    P2P_TRY(st.mix_key(ed25519_dh(st.e, st.re)));
-    auto s = st.decrypt_and_hash(msg.subspan(0, 48));
-    if (!s.ok()) return s.status();
-    std::copy(s->begin(), s->end(), st.rs.begin());
-    msg = msg.subspan(48);
-    P2P_TRY(st.mix_key(ed25519_dh(st.e, st.rs)));
-  } else if (!initiator_ && step_ == 2) {  // -> s, se
-    if (msg.size() != 64) return error(ErrorCode::verification, "noise: the third message must be 64 bytes");
-    auto s = st.decrypt_and_hash(msg.subspan(0, 48));
-    if (!s.ok()) return s.status();
-    std::copy(s->begin(), s->end(), st.rs.begin());
-    msg = msg.subspan(48);
-    P2P_TRY(st.mix_key(ed25519_dh(st.e, st.rs)));
-  } else {
-    return invalid_argument("noise: not expecting a message now");
+  for (Token t : spec_of(pattern_).messages[step_]) {
+    if (t == Token::e) {
+      if (msg.size() < kKeySize) return too_short();
+      auto e = take(kKeySize);
+      std::copy(e.begin(), e.end(), st.re.begin());
+      st.mix_hash(st.re);
+    } else if (t == Token::s) {
+      size_t len = kKeySize + (st.has_key ? kTagSize : 0);
+      if (msg.size() < len) return too_short();
+      auto s = st.decrypt_and_hash(take(len));
+      if (!s.ok()) return s.status();
+      std::copy(s->begin(), s->end(), st.rs.begin());
+    } else {
+      P2P_TRY(st.mix_dh(t, initiator_));
+    }
   }
   auto payload = st.decrypt_and_hash(msg);
   if (!payload.ok()) return payload.status();
-  step_++;
-  if (step_ == 3) finish();
+  advance();
+  return payload;
+}
+
+NoiseXX::NoiseXX(bool initiator, const crypto::KeyPair& static_key, std::optional<Key32> ephemeral_seed)
+    : NoiseHandshake(Pattern::XX, initiator, static_key, std::nullopt, {}, ephemeral_seed) {}
+
+Status NoiseXX::read(ByteView message) {
+  auto payload = read_message(message);
+  if (!payload.ok()) return payload.status();
+  // secret-stream's handshake payloads are empty: anything else is not a peer of ours.
+  if (!payload->empty()) return error(ErrorCode::verification, "noise: unexpected handshake payload");
   return {};
 }
+
+NoiseIK::NoiseIK(bool initiator, const crypto::KeyPair& static_key, std::optional<Key32> remote_static_public_key,
+                 ByteView prologue, std::optional<Key32> ephemeral_seed)
+    : NoiseHandshake(Pattern::IK, initiator, static_key, remote_static_public_key, prologue, ephemeral_seed) {}
 
 }  // namespace p2p::net

@@ -29,9 +29,20 @@ struct SecretStream::Sodium {
 };
 
 SecretStream::SecretStream(bool initiator, const crypto::KeyPair& static_key)
-    : initiator_(initiator), noise_(initiator, static_key), sodium_(std::make_unique<Sodium>()) {}
+    : initiator_(initiator),
+      noise_(std::make_unique<NoiseXX>(initiator, static_key)),
+      sodium_(std::make_unique<Sodium>()) {}
 
-SecretStream::~SecretStream() { sodium_memzero(sodium_.get(), sizeof(Sodium)); }
+SecretStream::SecretStream(bool initiator, const HandshakeResult& handshake)
+    : initiator_(initiator), handshake_(handshake), sodium_(std::make_unique<Sodium>()) {
+  crypto::init();
+  write_header();
+}
+
+SecretStream::~SecretStream() {
+  sodium_memzero(sodium_.get(), sizeof(Sodium));
+  sodium_memzero(&handshake_, sizeof handshake_);
+}
 
 void SecretStream::write_frame(ByteView body) {
   size_t n = body.size();
@@ -42,8 +53,8 @@ void SecretStream::write_frame(ByteView body) {
 }
 
 Status SecretStream::start() {
-  if (!initiator_) return {};
-  auto m = noise_.write();
+  if (!initiator_ || !noise_) return {};
+  auto m = noise_->write();
   if (!m.ok()) return m.status();
   write_frame(*m);
   return {};
@@ -73,22 +84,21 @@ Status SecretStream::receive(ByteView bytes, const MessageHandler& on_message, c
 }
 
 Status SecretStream::on_frame(ByteView body, const MessageHandler& on_message) {
-  if (!noise_.done()) {
-    P2P_TRY(noise_.read(body));
-    if (!noise_.done()) {  // our turn: answer
-      auto reply = noise_.write();
+  if (noise_ && !noise_->done()) {
+    P2P_TRY(noise_->read(body));
+    if (!noise_->done()) {  // our turn: answer
+      auto reply = noise_->write();
       if (!reply.ok()) return reply.status();
       write_frame(*reply);
     }
-    if (noise_.done()) P2P_TRY(finish_handshake());
+    if (noise_->done()) P2P_TRY(finish_handshake());
     return {};
   }
   if (!header_received_) {
     if (body.size() != kHeaderMessageSize) return protocol_error("bad header message");
-    Hash32 expected = stream_id(!initiator_, noise_.result().hash);
+    Hash32 expected = stream_id(!initiator_, handshake_.hash);
     if (std::memcmp(body.data(), expected.data(), 32) != 0) return protocol_error("stream id mismatch");
-    if (crypto_secretstream_xchacha20poly1305_init_pull(&sodium_->pull, body.data() + 32,
-                                                         noise_.result().rx.data()) != 0)
+    if (crypto_secretstream_xchacha20poly1305_init_pull(&sodium_->pull, body.data() + 32, handshake_.rx.data()) != 0)
       return protocol_error("bad secretstream header");
     header_received_ = true;
     return {};
@@ -105,15 +115,21 @@ Status SecretStream::on_frame(ByteView body, const MessageHandler& on_message) {
 }
 
 Status SecretStream::finish_handshake() {
-  Bytes header(kHeaderMessageSize);
-  Hash32 id = stream_id(initiator_, noise_.result().hash);
-  std::memcpy(header.data(), id.data(), 32);
-  crypto_secretstream_xchacha20poly1305_init_push(&sodium_->push, header.data() + 32, noise_.result().tx.data());
-  write_frame(header);
-  header_sent_ = true;
+  handshake_ = noise_->result();
+  write_header();
   for (const Bytes& p : pending_) P2P_TRY(encrypt(p));
   pending_.clear();
   return {};
+}
+
+// streamId(32) || secretstream header(24), keyed by our tx.
+void SecretStream::write_header() {
+  Bytes header(kHeaderMessageSize);
+  Hash32 id = stream_id(initiator_, handshake_.hash);
+  std::memcpy(header.data(), id.data(), 32);
+  crypto_secretstream_xchacha20poly1305_init_push(&sodium_->push, header.data() + 32, handshake_.tx.data());
+  write_frame(header);
+  header_sent_ = true;
 }
 
 Status SecretStream::send(ByteView plaintext) {

@@ -1,7 +1,8 @@
 // The encrypted, message-framed stream @hyperswarm/secret-stream speaks
-// (spec f.2): u24le-framed Noise XX handshake, one header message each way,
-// then libsodium secretstream messages. Sans I/O: raw bytes go in through
-// receive(), bytes to write collect in output(); the transport moves them.
+// (spec f.2): u24le-framed Noise XX handshake (or one done beforehand, as
+// hyperdht's IK), one header message each way, then libsodium secretstream
+// messages. Sans I/O: raw bytes go in through receive(), bytes to write
+// collect in output(); the transport moves them.
 #pragma once
 
 #include <functional>
@@ -21,6 +22,9 @@ class SecretStream {
   using MessageHandler = std::function<Status(ByteView plaintext)>;
 
   SecretStream(bool initiator, const crypto::KeyPair& static_key);
+  // Starts from a completed handshake (hyperdht's IK, udx-and-connect 4.6):
+  // no Noise messages; our header frame is queued at once.
+  SecretStream(bool initiator, const HandshakeResult& handshake);
   ~SecretStream();
   SecretStream(const SecretStream&) = delete;
   SecretStream& operator=(const SecretStream&) = delete;
@@ -28,9 +32,11 @@ class SecretStream {
   bool initiator() const { return initiator_; }
   // True once the handshake finished and both headers were exchanged.
   bool established() const { return header_received_; }
-  const HandshakeResult& handshake() const { return noise_.result(); }
+  // Valid once the handshake is done.
+  const HandshakeResult& handshake() const { return handshake_; }
 
-  // Queues the first handshake message (the initiator speaks first).
+  // Queues the first handshake message (the initiator speaks first); nothing
+  // to do for a stream built from a completed handshake.
   Status start();
   // Raw bytes from the peer. Each complete plaintext message goes to
   // `on_message` (empty keep-alives are dropped). An error means the peer
@@ -58,11 +64,13 @@ class SecretStream {
   Status on_frame(ByteView body, const MessageHandler& on_message);
   void write_frame(ByteView body);
   Status finish_handshake();
+  void write_header();
   Status encrypt(ByteView plaintext);
 
   struct Sodium;
   bool initiator_;
-  NoiseXX noise_;
+  std::unique_ptr<NoiseXX> noise_;  // null once started from a completed handshake
+  HandshakeResult handshake_;
   std::unique_ptr<Sodium> sodium_;
   bool header_sent_ = false;
   bool header_received_ = false;
