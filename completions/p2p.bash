@@ -13,6 +13,7 @@ _p2p() {
       "p2p info") path="p2p info" ;;
       "p2p run") path="p2p run" ;;
       "p2p dht") path="p2p dht" ;;
+      "p2p swarm") path="p2p swarm" ;;
       "p2p seed") path="p2p seed" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
@@ -47,11 +48,12 @@ _p2p() {
       "p2p dht ping") path="p2p dht ping" ;;
       "p2p dht put") path="p2p dht put" ;;
       "p2p dht get") path="p2p dht get" ;;
+      "p2p swarm join") path="p2p swarm join" ;;
     esac
   done
   local words
   case "$path" in
-    "p2p") words="id core kv drive init stage info run dht seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p") words="id core kv drive init stage info run dht swarm seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -94,6 +96,8 @@ _p2p() {
     "p2p dht ping") words="--help -h --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht put") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht get") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p swarm") words="join --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p swarm join") words="--help -h --server --client --pipe --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p seed") words="--help -h --listen --allow --home --passphrase-file --json --quiet -q --bootstrap" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))

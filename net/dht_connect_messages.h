@@ -42,9 +42,9 @@ constexpr uint64_t kConnectVersion = 1;
 
 struct HandshakeMessage {
   uint64_t mode = kModeFromClient;
-  Bytes noise;  // an IK handshake message
-  std::optional<Address> peer_address;
-  std::optional<Address> relay_address;
+  Bytes noise{};  // an IK handshake message
+  std::optional<Address> peer_address{};
+  std::optional<Address> relay_address{};
   bool operator==(const HandshakeMessage&) const = default;
 };
 Bytes encode_handshake_message(const HandshakeMessage& m);
@@ -53,8 +53,8 @@ std::optional<HandshakeMessage> decode_handshake_message(ByteView b);
 struct HolepunchMessage {
   uint64_t mode = kModeFromClient;
   uint64_t id = 0;  // the server's holepunch slot
-  Bytes payload;    // nonce(24) || secretbox(holepunchPayload)
-  std::optional<Address> peer_address;
+  Bytes payload{};    // nonce(24) || secretbox(holepunchPayload)
+  std::optional<Address> peer_address{};
   bool operator==(const HolepunchMessage&) const = default;
 };
 Bytes encode_holepunch_message(const HolepunchMessage& m);
@@ -107,15 +107,15 @@ struct NoisePayload {
   uint64_t version = kConnectVersion;
   uint64_t error = kConnectErrorNone;
   uint64_t firewall = to_wire(Firewall::unknown);
-  std::optional<HolepunchInfo> holepunch;
+  std::optional<HolepunchInfo> holepunch{};
   // Sent only when non-empty: absent and empty are the same on the wire.
-  std::vector<Address> addresses4;
-  std::vector<Ipv6Address> addresses6;
-  std::optional<UdxInfo> udx;
-  std::optional<SecretStreamInfo> secret_stream;
-  std::optional<RelayThroughInfo> relay_through;
+  std::vector<Address> addresses4{};
+  std::vector<Ipv6Address> addresses6{};
+  std::optional<UdxInfo> udx{};
+  std::optional<SecretStreamInfo> secret_stream{};
+  std::optional<RelayThroughInfo> relay_through{};
   // Absent and empty differ on the wire.
-  std::optional<std::vector<Address>> relay_addresses;
+  std::optional<std::vector<Address>> relay_addresses{};
   bool operator==(const NoisePayload&) const = default;
 };
 Bytes encode_noise_payload(const NoisePayload& p);
@@ -127,10 +127,10 @@ struct HolepunchPayload {
   uint64_t round = 0;
   bool connected = false;
   bool punching = false;
-  std::optional<std::vector<Address>> addresses;  // absent and empty differ
-  std::optional<Address> remote_address;
-  std::optional<Hash32> token;
-  std::optional<Hash32> remote_token;
+  std::optional<std::vector<Address>> addresses{};  // absent and empty differ
+  std::optional<Address> remote_address{};
+  std::optional<Hash32> token{};
+  std::optional<Hash32> remote_token{};
   bool operator==(const HolepunchPayload&) const = default;
 };
 Bytes encode_holepunch_payload(const HolepunchPayload& p);

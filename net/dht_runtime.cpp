@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "net/dht_uv.h"
+#include "net/udp_demux.h"
 
 namespace p2p::dht {
 
@@ -72,8 +73,11 @@ struct Runtime::Impl {
   uv_loop_t loop{};
   std::unique_ptr<UvClock> clock;
   std::unique_ptr<UvUdpSocket> socket, client_socket;
+  std::unique_ptr<UdpDemux> demux;
+  std::unique_ptr<udx::Mux> streams;
   std::unique_ptr<Node> node;
   std::unique_ptr<HyperDht> dht;
+  std::unique_ptr<Connector> connector;
   std::string nodes_file;
 };
 
@@ -81,8 +85,11 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) { uv_loop_init(&impl_->loop
 
 Runtime::~Runtime() {
   save_nodes();
+  impl_->connector.reset();
   impl_->dht.reset();
   impl_->node.reset();
+  impl_->streams.reset();
+  impl_->demux.reset();
   impl_->socket.reset();
   impl_->client_socket.reset();
   impl_->clock.reset();
@@ -128,12 +135,22 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
       if (!config.public_address || a != *config.public_address) config.known_nodes.push_back(a);
     }
   }
-  m.node = std::make_unique<Node>(*m.clock, *m.socket, std::move(config), m.client_socket.get());
+  m.demux = std::make_unique<UdpDemux>(*m.socket);
+  m.streams = std::make_unique<udx::Mux>(*m.clock, *m.socket);
+  m.demux->set_stream_handler([mux = m.streams.get()](const Address& from, ByteView d) { return mux->handle(from, d); });
+  m.node = std::make_unique<Node>(*m.clock, m.demux->dht_socket(), std::move(config), m.client_socket.get());
   m.dht = std::make_unique<HyperDht>(*m.node, options.limits);
   return rt;
 }
 
 Node& Runtime::node() { return *impl_->node; }
+udx::Mux& Runtime::streams() { return *impl_->streams; }
+uv_loop_s* Runtime::loop() { return &impl_->loop; }
+
+Connector& Runtime::connector() {
+  if (!impl_->connector) impl_->connector = std::make_unique<Connector>(*impl_->dht, *impl_->streams);
+  return *impl_->connector;
+}
 HyperDht& Runtime::dht() { return *impl_->dht; }
 Address Runtime::local_address() const { return impl_->socket->local_address(); }
 

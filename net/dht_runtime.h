@@ -10,7 +10,11 @@
 #include <vector>
 
 #include "base/result.h"
+#include "net/dht_connect.h"
 #include "net/hyperdht.h"
+#include "net/udx.h"
+
+struct uv_loop_s;
 
 namespace p2p::dht {
 
@@ -43,6 +47,10 @@ class Runtime {
 
   Node& node();
   HyperDht& dht();
+  // Streams and connections share the DHT's socket.
+  udx::Mux& streams();
+  Connector& connector();
+  uv_loop_s* loop();
   Address local_address() const;
 
   enum class Stop { done, signal, timeout };

@@ -160,20 +160,33 @@ std::optional<Answer> HyperDht::on_announce(const Request& req, const Address& f
 void HyperDht::put_query(uint64_t query_command, const Hash32& target, std::optional<Bytes> query_value,
                          std::function<std::optional<OutboundRequest>(const Reply&)> make_commit,
                          std::function<void(const PutResult&)> done) {
-  auto last_error = std::make_shared<uint64_t>(0);
+  struct State {
+    uint64_t last_error = 0;
+    size_t next_index = 0;
+    std::vector<std::optional<Address>> accepted;  // by position among the closest
+  };
+  auto state = std::make_shared<State>();
   QuerySpec spec{.command = query_command, .target = target, .value = std::move(query_value)};
-  spec.commit = [this, make_commit, last_error](const Reply& reply, std::function<void(bool)> settled) {
+  spec.commit = [this, make_commit, state](const Reply& reply, std::function<void(bool)> settled) {
+    size_t index = state->next_index++;  // commits are made closest first
     if (!reply.token || !reply.from_id) return settled(false);
     auto req = make_commit(reply);
     if (!req) return settled(false);
     req->token = reply.token;
-    node_.request(reply.from, *req, [settled, last_error](const Reply* r) {
-      if (r && r->error != 0) *last_error = r->error;
-      settled(r && r->error == 0);
+    node_.request(reply.from, *req, [settled, state, index, from = reply.from](const Reply* r) {
+      if (r && r->error != 0) state->last_error = r->error;
+      bool ok = r && r->error == 0;
+      if (ok) {
+        if (state->accepted.size() <= index) state->accepted.resize(index + 1);
+        state->accepted[index] = from;
+      }
+      settled(ok);
     });
   };
-  spec.on_done = [done, last_error](const QueryResult& q) {
-    PutResult r{.ok = q.ok, .nodes = q.commits_ok, .error = *last_error, .message = q.error};
+  spec.on_done = [done, state](const QueryResult& q) {
+    PutResult r{.ok = q.ok, .nodes = q.commits_ok, .error = state->last_error, .message = q.error};
+    for (const auto& a : state->accepted)
+      if (a) r.accepted.push_back(*a);
     done(r);
   };
   node_.query(std::move(spec));

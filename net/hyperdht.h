@@ -28,6 +28,7 @@ struct PutResult {
   size_t nodes = 0;    // nodes that accepted
   uint64_t error = 0;  // the nodes' error when none accepted (SEQ_REUSED, SEQ_TOO_LOW, ...)
   std::string message{};
+  std::vector<Address> accepted{};  // the nodes that accepted, closest first
 };
 
 struct MutableValue {

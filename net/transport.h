@@ -18,9 +18,11 @@ namespace p2p::net {
 class Transport {
  public:
   struct Handlers {
-    std::function<void(ByteView)> on_data;
-    std::function<void(const Status& why)> on_end;  // ok(): the peer ended cleanly
-    std::function<void()> on_drain;                  // pending() fell well below what paused us
+    std::function<void(ByteView)> on_data{};
+    std::function<void(const Status& why)> on_end{};  // ok(): the peer ended cleanly
+    std::function<void()> on_drain{};                  // pending() fell well below what paused us
+    // The peer finished writing but still reads; unset: treated as on_end(ok).
+    std::function<void()> on_peer_end{};
   };
   virtual ~Transport() = default;
   virtual Status start(Handlers handlers) = 0;
@@ -30,6 +32,8 @@ class Transport {
   // Stop / restart delivering reads (backpressure).
   virtual void pause_reading() = 0;
   virtual void resume_reading() = 0;
+  // Our side is done writing, after what was written (a half-close).
+  virtual void end() {}
   // No handler is called after this.
   virtual void close() = 0;
   virtual std::string remote_address() const = 0;

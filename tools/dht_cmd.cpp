@@ -1,15 +1,10 @@
 // p2p dht: run DHT nodes, announce and look up topics, put and get records.
-#include <sys/stat.h>
-
 #include <iostream>
 #include <set>
 
-#include "core/identity.h"
-#include "core/home.h"
 #include "core/keys.h"
-#include "net/dht_runtime.h"
-#include "storage/files.h"
 #include "tools/cli.h"
+#include "tools/dht_client.h"
 
 namespace p2p::cli {
 
@@ -20,7 +15,6 @@ constexpr uint64_t kReannounceMs = 5 * 60 * 1000;  // well inside the 20-minute 
 constexpr uint64_t kMaxSeq = (uint64_t{1} << 53) - 1;  // JavaScript peers cannot read more
 
 struct DhtArgs {
-  std::string bootstrap;  // the global --bootstrap, else P2P_BOOTSTRAP, else the public nodes
   double timeout_s = 30;  // one-shot queries; the public DHT can take seconds
   std::string host = "127.0.0.1";
   uint16_t port = 0;
@@ -30,63 +24,12 @@ struct DhtArgs {
   std::optional<uint64_t> seq;
 };
 
-Result<std::vector<dht::Address>> bootstrap_nodes(const DhtArgs& a, bool default_public) {
-  std::string list = a.bootstrap;
-  if (list.empty())
-    if (const char* env = std::getenv("P2P_BOOTSTRAP")) list = env;
-  if (list.empty()) {
-    if (!default_public) return std::vector<dht::Address>{};
-    return dht::resolve_bootstrap(dht::kDefaultBootstrap);
-  }
-  return dht::resolve_bootstrap(dht::split_list(list));
-}
-
-std::string nodes_file(const Context& ctx) {
-  std::string home = ctx.home_path.empty() ? storage::default_home() : ctx.home_path;
-  struct stat st{};
-  if (::stat(home.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "";
-  return home + "/dht-nodes";
-}
-
-// A client node: ephemeral; a long-running one becomes persistent when reachable.
-Result<std::unique_ptr<dht::Runtime>> open_client(Context& ctx, const DhtArgs& a, bool long_running = false) {
-  auto nodes = bootstrap_nodes(a, true);
-  if (!nodes.ok()) return nodes.status();
-  dht::RuntimeOptions o;
-  o.adaptive = long_running;
-  o.bootstrap = std::move(*nodes);
-  o.nodes_file = nodes_file(ctx);
-  return dht::Runtime::open(std::move(o));
-}
-
-uint64_t timeout_ms(const DhtArgs& a) { return a.timeout_s <= 0 ? 0 : static_cast<uint64_t>(a.timeout_s * 1000); }
-
-// Runs until `done`; a signal or the timeout become errors naming what was waited for.
 Status wait(dht::Runtime& rt, const DhtArgs& a, const std::function<bool()>& done, const std::string& what,
             const std::string& hint = "check --bootstrap (or P2P_BOOTSTRAP) and the network") {
-  switch (rt.run_until(done, timeout_ms(a))) {
-    case dht::Runtime::Stop::done:
-      return Status::ok_status();
-    case dht::Runtime::Stop::signal:
-      // Ctrl-C on a one-shot command: the shell convention, 128 + SIGINT.
-      std::cerr << "p2p: interrupted while " << what << "\n";
-      std::exit(130);
-    case dht::Runtime::Stop::timeout:
-      break;
-  }
-  char seconds[32];
-  std::snprintf(seconds, sizeof seconds, "%g", a.timeout_s);
-  return error(ErrorCode::io, what + " took longer than " + seconds + " s; " + hint + ", or raise --timeout");
+  return wait_for(rt, a.timeout_s, done, what, hint);
 }
 
-Result<crypto::KeyPair> identity_key_pair(Context& ctx) {
-  auto home = ctx.home();
-  if (!home.ok()) return home.status();
-  auto primary = (*home)->primary_key();
-  if (!primary.ok()) return primary.status();
-  ctx.note_identity_created();
-  return identity::signing_key_pair(*primary);
-}
+Status join(dht::Runtime& rt, const DhtArgs& a) { return join_dht(rt, a.timeout_s); }
 
 nlohmann::json address_json(const dht::Address& a) { return {{"host", a.host()}, {"port", a.port}}; }
 
@@ -120,7 +63,7 @@ void print_value(Context& ctx, ByteView value, nlohmann::json j) {
 int run_bootstrap(Context& ctx, const DhtArgs& a) {
   auto ip = dht::parse_ipv4(a.host);
   if (!ip) return ctx.fail(invalid_argument("--host '" + a.host + "' is not an IPv4 address; give the address other nodes reach this one by"));
-  auto nodes = bootstrap_nodes(a, false);
+  auto nodes = bootstrap_nodes(ctx, false);
   if (!nodes.ok()) return ctx.fail(nodes.status());
   dht::RuntimeOptions o;
   // Listening on the loopback address only when that is the public one (as hyperdht's testnet).
@@ -172,18 +115,8 @@ int run_ping(Context& ctx, const DhtArgs& a) {
   return kOk;
 }
 
-Status join(dht::Runtime& rt, const DhtArgs& a) {
-  bool joined = false;
-  rt.node().bootstrap([&] { joined = true; });
-  Status s = wait(rt, a, [&] { return joined; }, "joining the DHT");
-  if (s.ok() && rt.node().table().size() == 0) {
-    return error(ErrorCode::io, "no DHT node answered; check --bootstrap (or P2P_BOOTSTRAP) and the network");
-  }
-  return s;
-}
-
 int run_lookup(Context& ctx, const DhtArgs& a) {
-  auto rt = open_client(ctx, a);
+  auto rt = open_dht(ctx, false);
   if (!rt.ok()) return ctx.fail(rt.status());
   if (Status s = join(**rt, a); !s.ok()) return ctx.fail(s);
   Hash32 topic = dht::topic_from_text(a.topic);
@@ -236,7 +169,7 @@ Status unannounce(dht::Runtime& rt, const DhtArgs& a, const Hash32& topic, const
 int run_announce(Context& ctx, const DhtArgs& a) {
   auto kp = identity_key_pair(ctx);
   if (!kp.ok()) return ctx.fail(kp.status());
-  auto rt = open_client(ctx, a, !a.once);
+  auto rt = open_dht(ctx, !a.once);
   if (!rt.ok()) return ctx.fail(rt.status());
   Hash32 topic = dht::topic_from_text(a.topic);
   if (ctx.json) ctx.emit({{"publicKey", to_hex(kp->public_key)}, {"topic", to_hex(topic)}});
@@ -262,7 +195,7 @@ int run_announce(Context& ctx, const DhtArgs& a) {
 int run_unannounce(Context& ctx, const DhtArgs& a) {
   auto kp = identity_key_pair(ctx);
   if (!kp.ok()) return ctx.fail(kp.status());
-  auto rt = open_client(ctx, a);
+  auto rt = open_dht(ctx, false);
   if (!rt.ok()) return ctx.fail(rt.status());
   if (Status s = join(**rt, a); !s.ok()) return ctx.fail(s);
   Hash32 topic = dht::topic_from_text(a.topic);
@@ -288,7 +221,7 @@ int run_put(Context& ctx, const DhtArgs& a) {
     if (!k.ok()) return ctx.fail(k.status());
     kp = *k;
   }
-  auto rt = open_client(ctx, a);
+  auto rt = open_dht(ctx, false);
   if (!rt.ok()) return ctx.fail(rt.status());
   if (Status s = join(**rt, a); !s.ok()) return ctx.fail(s);
   dht::HyperDht& d = (*rt)->dht();
@@ -344,7 +277,7 @@ int run_get(Context& ctx, const DhtArgs& a) {
     return ctx.fail(invalid_argument("'" + a.target + "' is not " +
                                      (a.mutable_record ? "a public key (64 hex characters)" : "a hash (64 hex characters, as 'p2p dht put' printed)")));
   }
-  auto rt = open_client(ctx, a);
+  auto rt = open_dht(ctx, false);
   if (!rt.ok()) return ctx.fail(rt.status());
   if (Status s = join(**rt, a); !s.ok()) return ctx.fail(s);
   bool done = false;
@@ -390,10 +323,7 @@ void add_dht_commands(CLI::App& app, Context& ctx) {
   };
   auto run = [&ctx, a](int (*fn)(Context&, const DhtArgs&)) {
     return [&ctx, a, fn] {
-      ctx.run = [&ctx, a, fn] {
-        a->bootstrap = ctx.bootstrap;
-        return fn(ctx, *a);
-      };
+      ctx.run = [&ctx, a, fn] { return fn(ctx, *a); };
     };
   };
 
