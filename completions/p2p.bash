@@ -61,12 +61,12 @@ _p2p() {
     "p2p id import") words="--help -h --force --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p core") words="append get info download list verify --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p core append") words="--help -h --lines --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p core get") words="--help -h --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p core info") words="--help -h --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p core download") words="--help -h --peer --from --verbose -v --start --end --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p core get") words="--help -h --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p core info") words="--help -h --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p core download") words="--help -h --peer --from --verbose -v --timeout --start --end --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p core list") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p core verify") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p kv") words="put get del list export import version diff history info --help -h --db --key --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p kv") words="put get del list export import version diff history info --help -h --db --key --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p kv put") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p kv get") words="--help -h --at --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p kv del") words="--help -h --force --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -77,7 +77,7 @@ _p2p() {
     "p2p kv diff") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p kv history") words="--help -h --since --reverse --limit --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p kv info") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p drive") words="put get ls rm info mirror --help -h --drive --key --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p drive") words="put get ls rm info mirror --help -h --drive --key --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p drive put") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p drive get") words="--help -h --at --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p drive ls") words="--help -h -l --recursive -r --at --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -86,8 +86,8 @@ _p2p() {
     "p2p drive mirror") words="--help -h --to-drive --to-folder --path --prune --dry-run --ignore --at --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p init") words="--help -h --type --name --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p stage") words="--help -h --dry-run --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p info") words="--help -h --dir --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p run") words="--help -h --dir --port --out --peer --from --verbose -v --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p info") words="--help -h --dir --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p run") words="--help -h --dir --port --out --peer --from --verbose -v --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht") words="bootstrap announce unannounce lookup ping put get --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht bootstrap") words="--help -h --host --port --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht announce") words="--help -h --once --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -98,7 +98,7 @@ _p2p() {
     "p2p dht get") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm") words="join --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm join") words="--help -h --server --client --pipe --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p seed") words="--help -h --listen --allow --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p seed") words="--help -h --listen --dht --allow --home --passphrase-file --json --quiet -q --bootstrap" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))
   [[ ${#COMPREPLY[@]} -eq 0 ]] && COMPREPLY=($(compgen -f -- "$cur"))

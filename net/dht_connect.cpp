@@ -6,6 +6,14 @@
 namespace p2p::dht {
 namespace {
 
+// Bytes that arrive as soon as a stream connects (the peer's secret-stream
+// header often beats the handshake reply) are kept until the owner reads.
+std::shared_ptr<Bytes> hold_early_data(udx::Stream& stream) {
+  auto held = std::make_shared<Bytes>();
+  stream.on_data = [held](ByteView b) { held->insert(held->end(), b.begin(), b.end()); };
+  return held;
+}
+
 constexpr size_t kServerRelays = 3;                     // hyperdht announces to the 3 closest
 constexpr uint64_t kReannounceMs = 5 * 60 * 1000;       // records live 20 minutes
 constexpr uint64_t kHandshakeMemoryMs = 10'000;         // hyperdht's handshakeClearWait
@@ -17,6 +25,28 @@ ByteView prologue() { return namespaces().peer_handshake; }
 bool is_private(const Address& a) {
   return a.ip[0] == 127 || a.ip[0] == 10 || (a.ip[0] == 192 && a.ip[1] == 168) ||
          (a.ip[0] == 172 && (a.ip[1] & 0xf0) == 16) || (a.ip[0] == 169 && a.ip[1] == 254) || a.ip[0] == 0;
+}
+
+// Where the client sends its stream (hyperdht connect.js holepunch()):
+// straight back to a server that answered itself; else wherever the server
+// already sent from; else a public address of a reachable server; else, as
+// hyperdht's LAN shortcut, a private address of the server on the same host
+// or network; else the address the relay saw. Holepunching, for servers
+// behind NATs on other networks, is not done here.
+Address choose_path(bool relayed, const Address& server_address, const Address& replied_from,
+                    const std::optional<Address>& first_sender, const NoisePayload& payload) {
+  if (!relayed) return replied_from;
+  if (first_sender) return *first_sender;
+  if (payload.firewall == to_wire(Firewall::open)) {
+    for (const auto& a : payload.addresses4)
+      if (!is_private(a)) return a;
+    return server_address;
+  }
+  for (const auto& a : payload.addresses4)
+    if (a.ip == server_address.ip) return a;
+  for (const auto& a : payload.addresses4)
+    if (is_private(a) && is_private(server_address)) return a;
+  return server_address;
 }
 
 }  // namespace
@@ -204,6 +234,7 @@ std::optional<Answer> Connector::on_handshake_as_server(Server& server, const In
 
   uint32_t remote_id = static_cast<uint32_t>(payload->udx->id);
   udx::Stream* raw = stream.get();
+  auto early = hold_early_data(*raw);
   // Whoever sends first on this stream is the client (its address may differ
   // from what a relay saw); connect there if we are not connected yet.
   raw->on_firewall = [raw, remote_id](const Address& from) {
@@ -216,7 +247,8 @@ std::optional<Answer> Connector::on_handshake_as_server(Server& server, const In
                 .handshake = noise.result(),
                 .initiator = false,
                 .remote = client,
-                .relayed = !direct};
+                .relayed = !direct,
+                .early_data = early};
   server.on_connection(std::move(e));
   return result;
 }
@@ -273,7 +305,7 @@ void Connector::try_relay(const std::shared_ptr<Dial>& dial, const Address& rela
   dial->in_flight++;
   OutboundRequest req{.command = kPeerHandshake, .target = dial->target, .value = dial->first_message};
   dht_.node().request(relay, req, [this, dial](const Reply* r) {
-    dial->in_flight--;
+        dial->in_flight--;
     if (dial->finished) return;
     std::optional<HandshakeMessage> m;
     if (r && r->value) m = decode_handshake_message(*r->value);
@@ -300,28 +332,16 @@ void Connector::finish_dial(const std::shared_ptr<Dial>& dial, const Reply& repl
 
   bool relayed = m.peer_address.has_value();
   Address server_address = relayed ? *m.peer_address : reply.from;
-  Address target = server_address;
-  if (!relayed) {
-    target = reply.from;
-  } else if (dial->first_sender) {
-    target = *dial->first_sender;
-  } else if (payload->firewall == to_wire(Firewall::open)) {
-    for (const auto& a : payload->addresses4) {
-      if (!is_private(a)) {
-        target = a;
-        break;
-      }
-    }
-  } else if (dht_.node().firewall() != Firewall::open) {
-    return fail("both ends are behind firewalls and holepunching is not supported yet");
-  }
+  Address target = choose_path(relayed, server_address, reply.from, dial->first_sender, *payload);
+  auto early = hold_early_data(*dial->stream);
   dial->stream->connect(target, static_cast<uint32_t>(payload->udx->id));
   dial->stream->on_firewall = nullptr;
   Established e{.stream = std::move(dial->stream),
                 .handshake = dial->noise->result(),
                 .initiator = true,
                 .remote = target,
-                .relayed = relayed};
+                .relayed = relayed,
+                .early_data = early};
   dial->done(std::move(e));
 }
 

@@ -31,6 +31,9 @@ struct Established {
   bool initiator = false;          // we dialled
   Address remote{};                // where the stream goes (may change once the peer's first packet comes)
   bool relayed = false;            // the handshake went through a relay
+  // Stream bytes that come before the owner reads (the peer's first message
+  // often beats the handshake's reply); it keeps filling until then.
+  std::shared_ptr<Bytes> early_data;
 };
 
 class Connector {

@@ -70,7 +70,8 @@ Result<std::vector<Address>> resolve_bootstrap(const std::vector<std::string>& e
 }
 
 struct Runtime::Impl {
-  uv_loop_t loop{};
+  uv_loop_t own_loop{};
+  uv_loop_t* loop = &own_loop;
   std::unique_ptr<UvClock> clock;
   std::unique_ptr<UvUdpSocket> socket, client_socket;
   std::unique_ptr<UdpDemux> demux;
@@ -81,7 +82,7 @@ struct Runtime::Impl {
   std::string nodes_file;
 };
 
-Runtime::Runtime() : impl_(std::make_unique<Impl>()) { uv_loop_init(&impl_->loop); }
+Runtime::Runtime() : impl_(std::make_unique<Impl>()) {}
 
 Runtime::~Runtime() {
   save_nodes();
@@ -93,8 +94,10 @@ Runtime::~Runtime() {
   impl_->socket.reset();
   impl_->client_socket.reset();
   impl_->clock.reset();
-  uv_run(&impl_->loop, UV_RUN_NOWAIT);  // finish the handle closes
-  uv_loop_close(&impl_->loop);
+  if (impl_->loop == &impl_->own_loop) {
+    uv_run(impl_->loop, UV_RUN_NOWAIT);  // finish the handle closes
+    uv_loop_close(impl_->loop);
+  }
 }
 
 namespace {
@@ -114,15 +117,17 @@ std::vector<Address> load_nodes(const std::string& path) {
 Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
   std::unique_ptr<Runtime> rt(new Runtime());
   Impl& m = *rt->impl_;
-  auto socket = UvUdpSocket::bind(&m.loop, options.bind_host, options.port);
+  if (options.loop) m.loop = options.loop;
+  else uv_loop_init(&m.own_loop);
+  auto socket = UvUdpSocket::bind(m.loop, options.bind_host, options.port);
   if (!socket.ok()) return socket.status();
   m.socket = std::move(socket.value());
   if (options.adaptive) {
-    auto client = UvUdpSocket::bind(&m.loop, options.bind_host, 0);
+    auto client = UvUdpSocket::bind(m.loop, options.bind_host, 0);
     if (!client.ok()) return client.status();
     m.client_socket = std::move(client.value());
   }
-  m.clock = std::make_unique<UvClock>(&m.loop);
+  m.clock = std::make_unique<UvClock>(m.loop);
   m.nodes_file = options.nodes_file;
 
   NodeConfig config;
@@ -140,17 +145,16 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
   m.demux->set_stream_handler([mux = m.streams.get()](const Address& from, ByteView d) { return mux->handle(from, d); });
   m.node = std::make_unique<Node>(*m.clock, m.demux->dht_socket(), std::move(config), m.client_socket.get());
   m.dht = std::make_unique<HyperDht>(*m.node, options.limits);
+  // Every node relays handshakes for the servers whose records it holds.
+  m.connector = std::make_unique<Connector>(*m.dht, *m.streams);
   return rt;
 }
 
 Node& Runtime::node() { return *impl_->node; }
 udx::Mux& Runtime::streams() { return *impl_->streams; }
-uv_loop_s* Runtime::loop() { return &impl_->loop; }
+uv_loop_s* Runtime::loop() { return impl_->loop; }
 
-Connector& Runtime::connector() {
-  if (!impl_->connector) impl_->connector = std::make_unique<Connector>(*impl_->dht, *impl_->streams);
-  return *impl_->connector;
-}
+Connector& Runtime::connector() { return *impl_->connector; }
 HyperDht& Runtime::dht() { return *impl_->dht; }
 Address Runtime::local_address() const { return impl_->socket->local_address(); }
 
@@ -162,22 +166,22 @@ Runtime::Stop Runtime::run_until(const std::function<bool()>& done, uint64_t tim
   uv_timer_t timer{};
   auto on_signal = [](uv_signal_t* s, int) { static_cast<Flags*>(s->data)->signalled = true; };
   for (auto* s : {&sigint, &sigterm}) {
-    uv_signal_init(&impl_->loop, s);
+    uv_signal_init(impl_->loop, s);
     s->data = &flags;
   }
   uv_signal_start(&sigint, on_signal, SIGINT);
   uv_signal_start(&sigterm, on_signal, SIGTERM);
-  uv_timer_init(&impl_->loop, &timer);
+  uv_timer_init(impl_->loop, &timer);
   timer.data = &flags;
   if (timeout_ms > 0) {
     uv_timer_start(&timer, [](uv_timer_t* t) { static_cast<Flags*>(t->data)->timed_out = true; }, timeout_ms, 0);
   }
-  while (!done() && !flags.signalled && !flags.timed_out) uv_run(&impl_->loop, UV_RUN_ONCE);
+  while (!done() && !flags.signalled && !flags.timed_out) uv_run(impl_->loop, UV_RUN_ONCE);
   for (auto* h : {reinterpret_cast<uv_handle_t*>(&sigint), reinterpret_cast<uv_handle_t*>(&sigterm),
                   reinterpret_cast<uv_handle_t*>(&timer)}) {
     uv_close(h, nullptr);
   }
-  uv_run(&impl_->loop, UV_RUN_NOWAIT);
+  uv_run(impl_->loop, UV_RUN_NOWAIT);
   if (flags.signalled) return Stop::signal;
   if (flags.timed_out && !done()) return Stop::timeout;
   return Stop::done;

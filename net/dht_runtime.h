@@ -35,6 +35,8 @@ struct RuntimeOptions {
   // A long-running node: a second socket and dht-rpc's adaptive mode, so it
   // becomes persistent (stores records for others) when it is reachable.
   bool adaptive = false;
+  // Run on this loop (owned by the caller, e.g. the seeder) instead of our own.
+  uv_loop_s* loop = nullptr;
   // Where known nodes are remembered between runs ("" = not at all).
   std::string nodes_file;
   StoreLimits limits;

@@ -1,23 +1,106 @@
 #include "net/peer_client.h"
 
 #include <algorithm>
+#include <set>
+
+#include "net/udx_transport.h"
 
 namespace p2p::net {
 
 Result<std::unique_ptr<PeerClient>> PeerClient::connect(const std::string& address, const crypto::KeyPair& key_pair) {
   std::unique_ptr<PeerClient> client(new PeerClient());
   client->address_ = address;
-  client->loop_ = std::make_unique<uv_loop_t>();
-  uv_loop_init(client->loop_.get());
-  auto conn = net::connect(client->loop_.get(), address, key_pair, kTimeoutMs);
+  client->own_loop_ = std::make_unique<uv_loop_t>();
+  client->loop_ = client->own_loop_.get();
+  uv_loop_init(client->loop_);
+  auto conn = net::connect(client->loop_, address, key_pair, kTimeoutMs);
   if (!conn.ok()) return conn.status();
-  client->conn_ = std::move(*conn);
-  PeerClient* self = client.get();
-  client->conn_->mux().hold_unmatched_opens(true);
-  client->conn_->set_hooks({nullptr, [self](const Status& why) {
-                              self->closed_ = true;
-                              self->closed_why_ = why;
-                            }});
+  client->adopt(std::move(*conn));
+  return client;
+}
+
+void PeerClient::adopt(std::unique_ptr<Connection> conn) {
+  conn_ = std::move(conn);
+  conn_->mux().hold_unmatched_opens(true);
+  conn_->set_hooks({nullptr, [this](const Status& why) {
+                      closed_ = true;
+                      closed_why_ = why;
+                    }});
+}
+
+Result<std::unique_ptr<PeerClient>> PeerClient::connect_dht(dht::RuntimeOptions options, const Key32& key,
+                                                            const crypto::KeyPair& key_pair, uint64_t timeout_ms) {
+  std::unique_ptr<PeerClient> client(new PeerClient());
+  auto rt = dht::Runtime::open(std::move(options));
+  if (!rt.ok()) return rt.status();
+  client->dht_ = std::move(*rt);
+  dht::Runtime& r = *client->dht_;
+  client->loop_ = r.loop();
+  Hash32 topic = crypto::discovery_key(key);
+  // Ask every peer found on the topic until one connection completes its
+  // handshake; the first wins, later ones are dropped. Callbacks may come
+  // after we return: they share this state, not our stack.
+  struct Search {
+    std::optional<dht::Established> found;
+    std::set<Key32> tried;
+    std::string last_error;
+    size_t dialing = 0;
+    bool lookup_done = false, joined = false, over = false;
+  };
+  auto st = std::make_shared<Search>();
+  dht::Runtime* rp = &r;
+  auto look = [st, rp, topic, key_pair] {
+    st->lookup_done = false;
+    rp->dht().lookup(
+        topic,
+        [st, rp, key_pair](const dht::FoundPeer& p) {
+          if (st->over || st->found || p.peer.public_key == key_pair.public_key) return;
+          if (!st->tried.insert(p.peer.public_key).second) return;
+          st->dialing++;
+          rp->connector().connect(key_pair, p.peer.public_key, p.peer.relay_addresses, [st](Result<dht::Established> e) {
+            st->dialing--;
+              if (!e.ok()) st->last_error = e.status().message();
+            else if (!st->found && !st->over) st->found = std::move(*e);
+          });
+        },
+        [st](const dht::QueryResult&) { st->lookup_done = true; });
+  };
+  r.node().bootstrap([st, look] {
+    if (st->over) return;
+    st->joined = true;
+    look();
+  });
+  // Look again every few seconds while nothing answered: the seeder may be starting.
+  uint64_t started = uv_now(client->loop_);
+  auto elapsed = [&] { return uv_now(client->loop_) - started; };
+  while (!st->found && elapsed() < timeout_ms) {
+    run_until(client->loop_, [&] { return st->found.has_value() || (st->joined && st->lookup_done && st->dialing == 0); },
+              timeout_ms - elapsed());
+    if (st->found || elapsed() >= timeout_ms) break;
+    run_until(client->loop_, [] { return false; }, std::min<uint64_t>(2000, timeout_ms - elapsed()));
+    if (st->joined) look();
+  }
+  st->over = true;
+  std::optional<dht::Established> found = std::move(st->found);
+  st->found.reset();
+  const std::string& last_error = st->last_error;
+  if (!found) {
+    std::string why = last_error.empty() ? "" : " (last attempt: " + last_error + ")";
+    return error(ErrorCode::not_found, "no peer holding " + to_hex(key) + " found on the DHT within " +
+                                           std::to_string(timeout_ms / 1000) + " s" + why);
+  }
+  client->address_ = found->remote.to_string() + " (" + to_hex(found->handshake.remote_public_key).substr(0, 16) + ")";
+  auto stream = std::make_unique<SecretStream>(found->initiator, found->handshake);
+  auto conn = std::make_unique<Connection>(client->loop_, udx_transport(std::move(found->stream), r.node().clock(), std::move(found->early_data)),
+                                           std::move(stream));
+  Connection* c = conn.get();
+  bool closed = false;
+  conn->set_hooks({nullptr, [&](const Status&) { closed = true; }});
+  if (Status s = conn->start(); !s.ok()) return s;
+  if (!run_until(client->loop_, [&] { return c->established() || closed; }, Connection::kHandshakeTimeoutMs) || closed) {
+    return error(ErrorCode::io, "the peer " + client->address_ + " did not complete the secret stream");
+  }
+  client->adopt(std::move(conn));
   return client;
 }
 
@@ -27,9 +110,10 @@ PeerClient::~PeerClient() {
     conn_->set_hooks({});
     conn_.reset();  // closes the socket
   }
-  if (loop_) {
-    uv_run(loop_.get(), UV_RUN_NOWAIT);  // finish the handle closes
-    uv_loop_close(loop_.get());
+  dht_.reset();
+  if (own_loop_) {
+    uv_run(own_loop_.get(), UV_RUN_NOWAIT);  // finish the handle closes
+    uv_loop_close(own_loop_.get());
   }
 }
 
@@ -77,7 +161,7 @@ Result<RemoteCore*> PeerClient::attach(Core& core) {
 
 Status RemoteCore::wait(const std::function<bool()>& done, const std::string& what) {
   client_.conn_->flush_output();
-  bool ok = run_until(client_.loop_.get(), [&] { return done() || client_.closed_; }, PeerClient::kTimeoutMs);
+  bool ok = run_until(client_.loop_, [&] { return done() || client_.closed_; }, PeerClient::kTimeoutMs);
   if (done()) return {};
   P2P_TRY(client_.connection_status());
   if (!ok) return error(ErrorCode::io, "timed out waiting for " + what + " from " + client_.address_);

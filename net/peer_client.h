@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "net/connection.h"
+#include "net/dht_runtime.h"
 #include "net/session.h"
 
 namespace p2p::net {
@@ -54,6 +55,11 @@ class PeerClient {
   static constexpr uint64_t kTimeoutMs = 30000;
 
   static Result<std::unique_ptr<PeerClient>> connect(const std::string& address, const crypto::KeyPair& key_pair);
+  // Finds a peer for the core `key` through the DHT (its discovery key as
+  // the topic) and connects by public key; not_found after `timeout_ms`
+  // without one that holds it.
+  static Result<std::unique_ptr<PeerClient>> connect_dht(dht::RuntimeOptions options, const Key32& key,
+                                                         const crypto::KeyPair& key_pair, uint64_t timeout_ms);
   ~PeerClient();
 
   // Opens a channel for `core` and waits for the peer's first sync;
@@ -71,7 +77,10 @@ class PeerClient {
   PeerClient() = default;
   Status connection_status() const;
 
-  std::unique_ptr<uv_loop_t> loop_;
+  void adopt(std::unique_ptr<Connection> conn);
+  std::unique_ptr<uv_loop_t> own_loop_;
+  std::unique_ptr<dht::Runtime> dht_;  // when found through the DHT: it owns the loop
+  uv_loop_t* loop_ = nullptr;
   std::unique_ptr<Connection> conn_;
   std::string address_;
   Status closed_why_;

@@ -6,9 +6,13 @@
 #include <csignal>
 #include <list>
 #include <map>
+#include <set>
 
 #include "core/corestore.h"
 #include "net/connection.h"
+#include "net/dht_runtime.h"
+#include "net/swarm.h"
+#include "net/udx_transport.h"
 #include "net/bee_extension.h"
 #include "net/session.h"
 
@@ -34,6 +38,9 @@ struct Seeder::Impl {
   std::string address;
   std::map<Hash32, std::unique_ptr<Core>> cores;  // by discovery key
   std::list<std::unique_ptr<Connection>> connections;
+  std::unique_ptr<dht::Runtime> dht;
+  std::unique_ptr<dht::Swarm> swarm;
+  std::set<Hash32> announced;  // discovery keys joined as topics
   std::vector<Connection*> dead;
   bool stopping = false;
   uint64_t last_scan_ms = 0;
@@ -101,7 +108,47 @@ struct Seeder::Impl {
       uv_close(reinterpret_cast<uv_handle_t*>(tcp), [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
       return;
     }
-    connections.push_back(std::make_unique<Connection>(&loop, tcp, false, key_pair));
+    adopt(std::make_unique<Connection>(&loop, tcp, false, key_pair));
+  }
+
+  // A connection made through the DHT: a UDX stream and the handshake's keys.
+  void accept_dht(dht::Established&& e) {
+    Key32 remote = e.handshake.remote_public_key;
+    if (connections.size() >= kMaxConnections || stopping) {
+      swarm->disconnected(remote);
+      return;
+    }
+    auto stream = std::make_unique<SecretStream>(e.initiator, e.handshake);
+    adopt(std::make_unique<Connection>(&loop, udx_transport(std::move(e.stream), dht->node().clock(), std::move(e.early_data)), std::move(stream)),
+          remote);
+  }
+
+  Status join_dht() {
+    dht::RuntimeOptions o;
+    o.loop = &loop;
+    o.adaptive = true;
+    o.bootstrap = options.bootstrap;
+    o.nodes_file = options.dht_nodes_file;
+    auto rt = dht::Runtime::open(std::move(o));
+    if (!rt.ok()) return rt.status();
+    dht = std::move(*rt);
+    dht->node().bootstrap(nullptr);
+    swarm = std::make_unique<dht::Swarm>(dht->connector(), dht->dht(), key_pair);
+    swarm->set_on_connection([this](dht::Established&& e) { accept_dht(std::move(e)); });
+    announce_cores();
+    return {};
+  }
+
+  // Each core's discovery key is a topic, as corestore peers join it.
+  void announce_cores() {
+    if (!swarm) return;
+    for (const auto& [dk, core] : cores) {
+      if (announced.insert(dk).second) swarm->join(dk, true, false);
+    }
+  }
+
+  void adopt(std::unique_ptr<Connection> conn, std::optional<Key32> swarm_peer = std::nullopt) {
+    connections.push_back(std::move(conn));
     Connection* c = connections.back().get();
     bool* established = new bool(false);
     c->mux().on_pair([this, c](const std::string& protocol, ByteView id) {
@@ -126,8 +173,9 @@ struct Seeder::Impl {
                     }
                     report(event_for(SeedEvent::connected, *c));
                   },
-                  [this, c, established](const Status& why) {
+                  [this, c, established, swarm_peer](const Status& why) {
                     bool was = *established;
+                    if (swarm_peer && swarm) swarm->disconnected(*swarm_peer);
                     delete established;
                     dead.push_back(c);
                     if (!was && why.ok()) return;  // a port probe: not worth a line
@@ -141,6 +189,7 @@ struct Seeder::Impl {
   // Other processes may have appended: every session compares its core's
   // length with what it last told its peer (a refresh is one header read).
   void tick() {
+    if (swarm && options.cores.empty() && cores.size() != announced.size()) announce_cores();
     for (Connection* d : dead)
       connections.remove_if([d](const std::unique_ptr<Connection>& c) { return c.get() == d; });
     dead.clear();
@@ -163,6 +212,8 @@ Seeder::Seeder(storage::Store& store, const crypto::KeyPair& key_pair, SeedOptio
 Seeder::~Seeder() {
   Impl& m = *impl_;
   m.connections.clear();
+  m.swarm.reset();
+  m.dht.reset();
   auto close_if = [](uv_handle_t* h) {
     if (h->loop && !uv_is_closing(h)) uv_close(h, nullptr);
   };
@@ -179,6 +230,15 @@ const std::string& Seeder::address() const { return impl_->address; }
 Status Seeder::listen() {
   Impl& m = *impl_;
   P2P_TRY(m.load_cores());
+  if (m.options.dht) {
+    P2P_TRY(m.join_dht());
+    SeedEvent e;
+    e.kind = SeedEvent::listening;
+    e.address = "dht";
+    e.remote_key = m.key_pair.public_key;
+    m.report(e);
+  }
+  if (m.options.listen.empty()) return {};
   auto addr = parse_address(m.options.listen);
   if (!addr.ok()) return addr.status();
   uv_tcp_init(&m.loop, &m.server);
@@ -221,6 +281,11 @@ Status Seeder::run() {
   uv_signal_start(&m.sigterm, on_signal, SIGTERM);
   while (!m.stopping) uv_run(&m.loop, UV_RUN_DEFAULT);
   for (auto& c : m.connections) c->close();
+  // Connections over the DHT hold its streams: they go before it.
+  m.dead.clear();
+  m.connections.clear();
+  m.swarm.reset();
+  m.dht.reset();
   uv_run(&m.loop, UV_RUN_NOWAIT);
   return {};
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "net/dht_messages.h"
 #include "storage/store.h"
 
 namespace p2p::net {
@@ -28,6 +29,11 @@ struct SeedOptions {
   // Cores to serve, by key; empty: every core in the store, as it is then.
   std::vector<Key32> cores;
   uint64_t poll_ms = 100;    // how often other processes' appends are noticed
+  // Also (or only, with listen empty) on the DHT: each core's discovery key is
+  // announced as a topic and peers that find it connect by public key.
+  bool dht = false;
+  std::vector<dht::Address> bootstrap;
+  std::string dht_nodes_file;
 };
 
 class Seeder {
@@ -35,7 +41,8 @@ class Seeder {
   using Report = std::function<void(const SeedEvent&)>;
   Seeder(storage::Store& store, const crypto::KeyPair& key_pair, SeedOptions options, Report report);
   ~Seeder();
-  // Binds the listening socket (reported as a `listening` event).
+  // Binds the listening socket (reported as a `listening` event), and joins
+  // the DHT when asked to.
   Status listen();
   // Serves until SIGINT or SIGTERM (or stop()); then closes every connection.
   Status run();

@@ -63,10 +63,9 @@ void Swarm::announce(const Hash32& topic) {
   // The record names where to send handshakes: our relays, which hold our
   // server record (and ourselves first, when reachable).
   std::vector<Address> relays;
-  if (dht_.node().firewall() == Firewall::open) {
-    Address self = dht_.node().socket().local_address();
-    if (auto seen = dht_.node().observed_address(); seen && seen->port) self = *seen;
-    relays.push_back(self);
+  if (auto seen = dht_.node().observed_address();
+      seen && seen->port && dht_.node().firewall() == Firewall::open) {
+    relays.push_back(*seen);
   }
   for (const auto& r : connector_.relays(key_pair_.public_key)) {
     if (relays.size() < kMaxRelayAddresses && std::find(relays.begin(), relays.end(), r) == relays.end()) relays.push_back(r);

@@ -8,11 +8,14 @@ constexpr size_t kDrainedBelow = 1024 * 1024;
 
 class UdxTransport : public Transport {
  public:
-  UdxTransport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock) : stream_(std::move(stream)), clock_(clock) {}
+  UdxTransport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock, std::shared_ptr<Bytes> early)
+      : stream_(std::move(stream)), clock_(clock), early_(std::move(early)) {}
   ~UdxTransport() override { close(); }
 
   Status start(Handlers handlers) override {
     handlers_ = std::move(handlers);
+    if (early_) held_ = std::move(*early_);
+    early_.reset();
     stream_->on_data = [this](ByteView b) {
       if (reading_ && handlers_.on_data) handlers_.on_data(b);
       else held_.insert(held_.end(), b.begin(), b.end());
@@ -27,6 +30,8 @@ class UdxTransport : public Transport {
       closed_by_peer_ = true;
       if (on_end) on_end(why.empty() ? Status{} : io_error("connection lost: " + why));
     };
+    // What came before we started: the owner sees it first.
+    if (!held_.empty()) resume_reading();
     return {};
   }
 
@@ -46,7 +51,7 @@ class UdxTransport : public Transport {
 
   void resume_reading() override {
     reading_ = true;
-    if (held_.empty() || !handlers_.on_data) return;
+    if (held_.empty() || !handlers_.on_data) return;  // (delivered once started)
     Bytes held = std::move(held_);
     held_.clear();
     handlers_.on_data(held);
@@ -54,7 +59,7 @@ class UdxTransport : public Transport {
 
   void close() override {
     handlers_ = {};
-    clock_.cancel_timer(poll_);
+    if (poll_) clock_.cancel_timer(poll_);  // (the clock may be gone once we are closed)
     poll_ = 0;
     if (!stream_) return;
     stream_->on_data = nullptr;
@@ -83,13 +88,15 @@ class UdxTransport : public Transport {
   Handlers handlers_;
   bool reading_ = true, closed_by_peer_ = false;
   Bytes held_;
+  std::shared_ptr<Bytes> early_;
   dht::Clock::TimerId poll_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Transport> udx_transport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock) {
-  return std::make_unique<UdxTransport>(std::move(stream), clock);
+std::unique_ptr<Transport> udx_transport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock,
+                                         std::shared_ptr<Bytes> early) {
+  return std::make_unique<UdxTransport>(std::move(stream), clock, std::move(early));
 }
 
 MessageChannel::MessageChannel(std::unique_ptr<Transport> transport, std::unique_ptr<SecretStream> stream)

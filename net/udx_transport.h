@@ -11,7 +11,10 @@
 
 namespace p2p::net {
 
-std::unique_ptr<Transport> udx_transport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock);
+// `early` collects what the stream receives until the transport starts
+// (delivered first).
+std::unique_ptr<Transport> udx_transport(std::unique_ptr<udx::Stream> stream, dht::Clock& clock,
+                                         std::shared_ptr<Bytes> early = nullptr);
 
 // Encrypted messages over a transport, without protomux: what `p2p swarm
 // join --pipe` carries (each message a chunk of the byte stream, as a

@@ -1,6 +1,7 @@
 #include "tools/cli.h"
 
 #include "core/identity.h"
+#include "tools/dht_client.h"
 #include "core/keys.h"
 #include "net/remote.h"
 
@@ -157,18 +158,38 @@ void add_remote_options(CLI::App* cmd, RemoteOptions& r) {
   cmd->add_option("--peer", r.peer, "Fetch what is missing from this peer (HOST:PORT, e.g. one running 'p2p seed')");
   cmd->add_option("--from", r.from, std::string("Read this core, bee or drive from the network: ") + keys::accepted_forms());
   cmd->add_flag("-v,--verbose", r.verbose, "Report the blocks fetched from the peer and the time taken");
+  cmd->add_option("--timeout", r.timeout_s, "Without --peer: how long to look for a peer on the DHT (seconds)")
+      ->capture_default_str();
 }
 
-static Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r) {
-  if (r.peer.empty())
-    return invalid_argument("--from needs --peer HOST:PORT: finding peers by key (the DHT) is not available yet");
+static std::string fmt_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", s);
+  return buf;
+}
+
+static Result<std::unique_ptr<net::PeerClient>> connect_peer(Context& ctx, const RemoteOptions& r, const Key32& key) {
   auto home = ctx.home();
   if (!home.ok()) return home.status();
   std::optional<Key32> primary;
   auto pass = ctx.passphrase();
   if (!pass.ok()) return pass.status();
   if (auto k = identity::load((*home)->path(), *pass); k.ok()) primary = *k;
-  return net::PeerClient::connect(r.peer, net::connection_key_pair(primary));
+  if (!r.peer.empty()) return net::PeerClient::connect(r.peer, net::connection_key_pair(primary));
+  // No address: find a peer holding the core through the DHT.
+  auto nodes = bootstrap_nodes(ctx, true);
+  if (!nodes.ok()) return nodes.status();
+  dht::RuntimeOptions o;
+  o.bootstrap = std::move(*nodes);
+  o.nodes_file = dht_nodes_file(ctx);
+  uint64_t ms = r.timeout_s <= 0 ? 24 * 3600 * 1000ull : static_cast<uint64_t>(r.timeout_s * 1000);
+  auto client = net::PeerClient::connect_dht(std::move(o), key, net::connection_key_pair(primary), ms);
+  if (!client.ok() && client.status().code() == ErrorCode::not_found) {
+    return error(ErrorCode::not_found, "no peer holding p2p://" + keys::to_z32(key) + " found on the DHT within " +
+                                           fmt_seconds(r.timeout_s) + " s; is it seeded ('p2p seed') and are you on the same DHT " +
+                                           "(--bootstrap)? Or name a peer with --peer HOST:PORT");
+  }
+  return client;
 }
 
 static Result<Key32> remote_key(const RemoteOptions& r, const std::string& target) {
@@ -187,7 +208,7 @@ Result<PeerConnection> connect_remote(Context& ctx, const RemoteOptions& r, cons
   if (!key.ok()) return key.status();
   out.key = *key;
   out.started_ms = now_ms();
-  auto client = connect_peer(ctx, r);
+  auto client = connect_peer(ctx, r, out.key);
   if (!client.ok()) return client.status();
   out.client = std::move(*client);
   return out;

@@ -73,6 +73,7 @@ struct RemoteOptions {
   std::string peer;
   std::string from;
   bool verbose = false;  // --verbose: report what was fetched
+  double timeout_s = 30;  // --timeout: how long to look for a peer on the DHT
   bool active() const { return !peer.empty() || !from.empty(); }
 };
 void add_remote_options(CLI::App* cmd, RemoteOptions& r);

@@ -10,16 +10,12 @@
 #include "storage/files.h"
 
 namespace p2p::cli {
-namespace {
-
-std::string nodes_file(const Context& ctx) {
+std::string dht_nodes_file(const Context& ctx) {
   std::string home = ctx.home_path.empty() ? storage::default_home() : ctx.home_path;
   struct stat st{};
   if (::stat(home.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return "";
   return home + "/dht-nodes";
 }
-
-}  // namespace
 
 Result<std::vector<dht::Address>> bootstrap_nodes(const Context& ctx, bool default_public) {
   std::string list = ctx.bootstrap;
@@ -38,7 +34,7 @@ Result<std::unique_ptr<dht::Runtime>> open_dht(Context& ctx, bool long_running) 
   dht::RuntimeOptions o;
   o.adaptive = long_running;
   o.bootstrap = std::move(*nodes);
-  o.nodes_file = nodes_file(ctx);
+  o.nodes_file = dht_nodes_file(ctx);
   return dht::Runtime::open(std::move(o));
 }
 

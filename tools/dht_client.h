@@ -14,6 +14,8 @@ namespace p2p::cli {
 
 // --bootstrap, else P2P_BOOTSTRAP, else (when default_public) the public nodes.
 Result<std::vector<dht::Address>> bootstrap_nodes(const Context& ctx, bool default_public);
+// Where known DHT nodes are remembered ("" when the home does not exist yet).
+std::string dht_nodes_file(const Context& ctx);
 // A client node; a long-running one uses the adaptive mode and becomes
 // persistent when reachable.
 Result<std::unique_ptr<dht::Runtime>> open_dht(Context& ctx, bool long_running);

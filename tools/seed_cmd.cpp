@@ -7,6 +7,7 @@
 #include "net/remote.h"
 #include "net/seeder.h"
 #include "tools/cli.h"
+#include "tools/dht_client.h"
 
 namespace p2p::cli {
 
@@ -14,7 +15,8 @@ namespace {
 
 struct SeedArgs {
   std::vector<std::string> targets;
-  std::string listen = "0.0.0.0:4977";
+  std::string listen;  // empty: the DHT only
+  bool dht = false;     // --dht: the DHT as well as --listen
   std::vector<std::string> allow;
 };
 
@@ -33,6 +35,7 @@ void print_event(Context& ctx, const net::SeedEvent& e, size_t cores) {
   if (ctx.json) {
     nlohmann::json j = {{"event", kinds[e.kind]}, {"address", e.address}};
     if (e.kind == net::SeedEvent::listening) j["cores"] = cores;
+    if (e.kind == net::SeedEvent::listening && e.address == "dht") j["publicKey"] = to_hex(e.remote_key);
     if (e.kind != net::SeedEvent::listening) j["peerKey"] = to_hex(e.remote_key);
     if (e.kind == net::SeedEvent::disconnected || e.kind == net::SeedEvent::refused) {
       j["blocksSent"] = e.blocks_sent;
@@ -46,7 +49,8 @@ void print_event(Context& ctx, const net::SeedEvent& e, size_t cores) {
   }
   switch (e.kind) {
     case net::SeedEvent::listening:
-      std::cout << "seeding " << cores << (cores == 1 ? " core" : " cores") << " on " << e.address << std::endl;
+      std::cout << "seeding " << cores << (cores == 1 ? " core" : " cores") << " on "
+                << (e.address == "dht" ? "the DHT as " + keys::to_z32(e.remote_key) : e.address) << std::endl;
       break;
     case net::SeedEvent::connected:
       std::cout << "peer " << e.address << " connected (" << keys::to_z32(e.remote_key) << ")" << std::endl;
@@ -68,6 +72,13 @@ int seed(Context& ctx, const SeedArgs& a) {
   if (!home.ok()) return ctx.fail(home.status());
   net::SeedOptions options;
   options.listen = a.listen;
+  options.dht = a.listen.empty() || a.dht;
+  if (options.dht) {
+    auto nodes = bootstrap_nodes(ctx, true);
+    if (!nodes.ok()) return ctx.fail(nodes.status());
+    options.bootstrap = std::move(*nodes);
+    options.dht_nodes_file = dht_nodes_file(ctx);
+  }
   for (const std::string& text : a.allow) {
     auto key = keys::parse(text);
     if (!key) return ctx.fail(invalid_argument("--allow '" + text + "' is not a public key; use " + keys::accepted_forms()));
@@ -104,7 +115,9 @@ void add_seed_command(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("seed", "Serve cores, key-value stores and drives to peers until interrupted");
   cmd->add_option("TARGET", a->targets,
                   "Names (a core, a --db store or a --drive) or keys to serve; none: every core in the store");
-  cmd->add_option("--listen", a->listen, "Address to accept peers on (HOST:PORT; port 0 picks a free one)")->capture_default_str();
+  cmd->add_option("--listen", a->listen,
+                  "Accept peers over TCP on this address (HOST:PORT; port 0 picks a free one) instead of the DHT");
+  cmd->add_flag("--dht", a->dht, "With --listen: announce on the DHT as well");
   cmd->add_option("--allow", a->allow, "Serve only peers with these Noise public keys (see 'p2p id'); repeatable");
   cmd->callback([&ctx, a] { ctx.run = [&ctx, a] { return seed(ctx, *a); }; });
 }

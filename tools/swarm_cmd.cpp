@@ -161,7 +161,7 @@ int join(Context& ctx, const SwarmArgs& a) {
     p.initiator = e.initiator;
     p.relayed = e.relayed;
     auto stream = std::make_unique<net::SecretStream>(e.initiator, e.handshake);
-    p.channel = std::make_unique<net::MessageChannel>(net::udx_transport(std::move(e.stream), r.node().clock()),
+    p.channel = std::make_unique<net::MessageChannel>(net::udx_transport(std::move(e.stream), r.node().clock(), std::move(e.early_data)),
                                                       std::move(stream));
     report("connected", p);
     bool is_pipe = a.pipe && !piped;
