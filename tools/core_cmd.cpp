@@ -185,7 +185,7 @@ int get(Context& ctx, const std::string& target, uint64_t index, const RemoteOpt
 
 int download(Context& ctx, const std::string& target, const RemoteOptions& r, uint64_t start,
              std::optional<uint64_t> end) {
-  if (!r.active()) return ctx.fail(invalid_argument("download needs --peer HOST:PORT (where to fetch from)"));
+  if (!r.active()) return ctx.fail(invalid_argument("download needs --peer HOST:PORT or --from LINK (where to fetch from)"));
   int64_t started = now_ms();
   auto src = open_source(ctx, target, r);
   if (!src.ok()) return ctx.fail(src.status());

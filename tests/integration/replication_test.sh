@@ -51,7 +51,10 @@ expect_exit 1 "a core the seeder lacks" -- "$P2P" --home "$R" core get "$(printf
 expect_grep "does not have core" "$T/err" "the message says the peer lacks the core"
 expect_exit 1 "nobody listening" -- "$P2P" --home "$R" core get "$KEY" 0 --peer 127.0.0.1:1
 expect_grep "cannot connect" "$T/err" "the message says the connection failed"
-expect_exit 2 "--from without --peer is a usage error" -- "$P2P" --home "$R" core get --from "$KEY" 0
+# Without --peer the DHT is asked (a private, empty one here: never the public nodes).
+expect_exit 1 "--from without --peer and no peer on the DHT" -- \
+  "$P2P" --home "$R" --bootstrap 127.0.0.1:1 core get --from "$KEY" 0 --timeout 2
+expect_grep "no peer holding" "$T/err" "the message names what was looked for"
 expect_exit 2 "a bad address" -- "$P2P" --home "$R" core get "$KEY" 0 --peer nonsense
 
 # --- a drive's file of many blocks ---------------------------------------------
