@@ -23,6 +23,7 @@ namespace {
 constexpr int kBacklog = 128;
 // Connections beyond this are refused at once (each costs buffers).
 constexpr size_t kMaxConnections = 1024;
+constexpr uint64_t kRescanMs = 5000;  // new cores are announced within this
 
 }  // namespace
 
@@ -133,7 +134,9 @@ struct Seeder::Impl {
     if (!rt.ok()) return rt.status();
     dht = std::move(*rt);
     dht->node().bootstrap(nullptr);
-    swarm = std::make_unique<dht::Swarm>(dht->connector(), dht->dht(), key_pair);
+    dht::SwarmOptions so;
+    so.max_peers = kMaxConnections;
+    swarm = std::make_unique<dht::Swarm>(dht->connector(), dht->dht(), key_pair, so);
     swarm->set_on_connection([this](dht::Established&& e) { accept_dht(std::move(e)); });
     announce_cores();
     return {};
@@ -189,7 +192,12 @@ struct Seeder::Impl {
   // Other processes may have appended: every session compares its core's
   // length with what it last told its peer (a refresh is one header read).
   void tick() {
-    if (swarm && options.cores.empty() && cores.size() != announced.size()) announce_cores();
+    // Serving every core: ones made since start are announced too (a rescan
+    // is a store listing, so at most every few seconds).
+    if (swarm && options.cores.empty() && uv_now(&loop) - last_scan_ms >= kRescanMs) {
+      last_scan_ms = uv_now(&loop);
+      if (load_cores().ok()) announce_cores();
+    }
     for (Connection* d : dead)
       connections.remove_if([d](const std::unique_ptr<Connection>& c) { return c.get() == d; });
     dead.clear();

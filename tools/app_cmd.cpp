@@ -78,7 +78,7 @@ Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& li
   }
   auto d = Drive::open_by_key((*home)->store(), *key);
   if (d.status().is_not_found())
-    return not_found("the drive " + keys::link(*key) + " is not in the local store; fetch it with --peer HOST:PORT");
+    return not_found("the drive " + keys::link(*key) + " is not in the local store; fetch it with --from LINK (through the DHT) or --peer HOST:PORT");
   return d;
 }
 

@@ -139,8 +139,8 @@ int join(Context& ctx, const SwarmArgs& a) {
     if (ctx.json) {
       auto j = peer_json(event, p);
       if (!why.empty()) j["reason"] = why;
-      ctx.emit(j);
-      std::cout.flush();
+      // With --pipe stdout carries the peer's bytes: events go to stderr.
+      (a.pipe ? std::cerr : std::cout) << j.dump() << std::endl;
     } else if (!a.pipe) {
       std::cout << event << " " << to_hex(p.key) << " " << p.address.to_string() << " "
                 << (p.relayed ? "relayed" : "direct") << (p.initiator ? " (dialled)" : " (accepted)");
@@ -153,7 +153,10 @@ int join(Context& ctx, const SwarmArgs& a) {
 
   swarm.set_on_notice([&](const std::string& m) { ctx.info(m); });
   swarm.set_on_connection([&](dht::Established&& e) {
-    if (a.pipe && piped) return;  // one peer only: the rest are refused
+    if (a.pipe && piped) {  // one peer only: the rest are refused
+      swarm.disconnected(e.handshake.remote_public_key);
+      return;
+    }
     Key32 key = e.handshake.remote_public_key;
     Peer& p = peers[key];
     p.key = key;
