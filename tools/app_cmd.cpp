@@ -77,9 +77,13 @@ Result<std::unique_ptr<Drive>> drive_by_link(Context& ctx, const std::string& li
     return d;
   }
   auto d = Drive::open_by_key((*home)->store(), *key);
-  if (d.status().is_not_found())
-    return not_found("the drive " + keys::link(*key) + " is not in the local store; fetch it with --from LINK (through the DHT) or --peer HOST:PORT");
-  return d;
+  if (!d.status().is_not_found()) return d;
+  // Not here: look for a peer holding it on the DHT, as --from would.
+  src.remote.from = link;
+  auto fetched = drive_by_link(ctx, link, src);
+  if (fetched.status().is_not_found())
+    return not_found("the drive " + keys::link(*key) + " is not in the local store, and " + fetched.status().message());
+  return fetched;
 }
 
 int init(Context& ctx, const std::string& type, const std::string& dir, std::string name) {

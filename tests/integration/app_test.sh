@@ -48,7 +48,7 @@ expect_eq "$(cat "$T/out")" "args: x" "channel run"
 cd "$T" || exit 1
 expect_exit 7 "run the link from elsewhere" -- "$P2P" run "$link" -- y
 expect_eq "$(cat "$T/out")" "args: y" "link run"
-expect_exit 1 "a link not in the local store" -- "$P2P" run "p2p://$(printf 'y%.0s' $(seq 52))"
+expect_exit 1 "a link not in the local store, nor on the (empty) DHT" -- "$P2P" run "p2p://$(printf 'y%.0s' $(seq 52))" --timeout 2
 expect_grep "not in the local store" "$T/err" "clear error for remote links"
 
 # a web app is served over HTTP on 127.0.0.1
