@@ -55,6 +55,7 @@ Address choose_path(bool relayed, const Address& server_address, const Address& 
 struct Connector::Server {
   crypto::KeyPair key_pair;
   OnConnection on_connection;
+  Admit admit;
   std::vector<Address> relays;
   // Answers already given, by the client's first handshake message: the same
   // message through a second relay gets the same answer and no second stream.
@@ -106,11 +107,12 @@ NoisePayload Connector::our_payload(uint32_t stream_id) const {
 // --- server ---
 
 void Connector::listen(const crypto::KeyPair& key_pair, OnConnection on_connection,
-                       std::function<void(const std::vector<Address>&)> done) {
+                       std::function<void(const std::vector<Address>&)> done, Admit admit) {
   Hash32 target = crypto::hash({key_pair.public_key});
   auto server = std::make_unique<Server>();
   server->key_pair = key_pair;
   server->on_connection = std::move(on_connection);
+  server->admit = std::move(admit);
   servers_[target] = std::move(server);
   announce_server(target);
   if (done) {
@@ -154,7 +156,6 @@ void Connector::announce_server(const Hash32& target) {
     if (s == servers_.end()) return;
     std::vector<Address> relays = r.accepted;
     if (relays.size() > kServerRelays) relays.resize(kServerRelays);
-    if (relays.empty()) relays.push_back(dht_.node().socket().local_address());
     s->second->relays = std::move(relays);
   });
 }
@@ -223,9 +224,10 @@ std::optional<Answer> Connector::on_handshake_as_server(Server& server, const In
 
   auto stream = mux_.create_stream();
   NoisePayload ours = our_payload(stream->id());
-  bool usable = payload->version == kConnectVersion && payload->udx;
+  bool refused = server.admit && !server.admit(noise.remote_public_key());
+  bool usable = payload->version == kConnectVersion && payload->udx && !refused;
   if (payload->version != kConnectVersion) ours.error = kConnectErrorVersionMismatch;
-  else if (!payload->udx) ours.error = kConnectErrorAborted;
+  else if (!payload->udx || refused) ours.error = kConnectErrorAborted;
   auto reply = noise.write(encode_noise_payload(ours));
   if (!reply.ok()) return Answer::dropped();
   server.answered[m.noise] = Server::Answered{*reply, now};

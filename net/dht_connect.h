@@ -39,6 +39,9 @@ struct Established {
 class Connector {
  public:
   using OnConnection = std::function<void(Established)>;
+  // Asked before a handshake from `remote` is answered; false refuses it
+  // (the client hears ABORTED at once rather than waiting).
+  using Admit = std::function<bool(const Key32& remote)>;
   static constexpr uint64_t kConnectTimeoutMs = 20'000;
 
   Connector(HyperDht& dht, udx::Mux& mux);
@@ -49,7 +52,7 @@ class Connector {
   // Accepts connections for `key_pair` and announces it (re-announced every
   // few minutes while listening). `done` hears the relays it announced to.
   void listen(const crypto::KeyPair& key_pair, OnConnection on_connection,
-              std::function<void(const std::vector<Address>& relays)> done = nullptr);
+              std::function<void(const std::vector<Address>& relays)> done = nullptr, Admit admit = nullptr);
   void unlisten(const Key32& public_key);
   // The relays of a listening key (for announcing it on topics).
   std::vector<Address> relays(const Key32& public_key) const;

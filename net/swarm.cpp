@@ -4,6 +4,10 @@ namespace p2p::dht {
 namespace {
 
 constexpr int kMaxFailures = 3;  // then a key is left alone until found again later
+// Two peers dialling each other at once make their connections within a few
+// seconds; a connection from a key we have held longer is a restarted peer.
+constexpr uint64_t kDuplicateWindowMs = 10'000;
+constexpr uint64_t kEagerPeriodMs = 60'000;
 
 }  // namespace
 
@@ -21,6 +25,7 @@ void Swarm::join(const Hash32& topic, bool server, bool client) {
   Topic& t = topics_[topic];
   t.server = t.server || server;
   t.client = t.client || client;
+  joined_at_ = dht_.node().clock().now_ms();
   if (server && !listening_) {
     listening_ = true;
     connector_.listen(
@@ -29,7 +34,8 @@ void Swarm::join(const Hash32& topic, bool server, bool client) {
           if (!*alive) return;
           for (const auto& [topic, t] : topics_)
             if (t.server) announce(topic);
-        });
+        },
+        [this](const Key32& remote) { return admit(remote); });
   } else if (server) {
     announce(topic);
   }
@@ -40,7 +46,8 @@ void Swarm::join(const Hash32& topic, bool server, bool client) {
 void Swarm::schedule() {
   Clock& clock = dht_.node().clock();
   if (lookup_timer_ == 0) {
-    lookup_timer_ = clock.start_timer(options_.lookup_interval_ms, [this, alive = alive_] {
+    bool eager = clock.now_ms() - joined_at_ < kEagerPeriodMs;
+    lookup_timer_ = clock.start_timer(eager ? options_.eager_lookup_ms : options_.lookup_interval_ms, [this, alive = alive_] {
       if (!*alive) return;
       lookup_timer_ = 0;
       for (const auto& [topic, t] : topics_)
@@ -109,21 +116,40 @@ void Swarm::dial(const Key32& remote, std::vector<Address> relays) {
       return;  // the stream is destroyed with `r`
     }
     connected_.insert(remote);
+    connected_at_[remote] = dht_.node().clock().now_ms();
     if (on_connection_) on_connection_(std::move(*r));
   });
 }
 
+bool Swarm::admit(const Key32& remote) {
+  if (remote == key_pair_.public_key) return false;
+  if (connected_.count(remote)) {
+    uint64_t age = dht_.node().clock().now_ms() - connected_at_[remote];
+    if (age < kDuplicateWindowMs) return false;  // the other half of a simultaneous dial
+    // Held for a while and the peer dials again: it restarted, ours is stale.
+    connected_.erase(remote);
+    if (on_replace_) on_replace_(remote);
+    return true;
+  }
+  if (dialing_.count(remote) && !wins_tie(remote, false)) return false;
+  return connected_.size() < options_.max_peers;
+}
+
 void Swarm::accept(Established&& e) {
+  // admit() said yes when the handshake came; a dial of ours may have won since.
   const Key32& remote = e.handshake.remote_public_key;
-  if (connected_.count(remote) || (dialing_.count(remote) && !wins_tie(remote, false))) {
+  if (connected_.count(remote)) {
     if (on_notice_) on_notice_("refused a duplicate connection from " + to_hex(remote).substr(0, 16));
     return;  // `e` goes out of scope: its stream is reset
   }
-  if (connected_.size() >= options_.max_peers) return;
   connected_.insert(remote);
+  connected_at_[remote] = dht_.node().clock().now_ms();
   if (on_connection_) on_connection_(std::move(e));
 }
 
-void Swarm::disconnected(const Key32& remote) { connected_.erase(remote); }
+void Swarm::disconnected(const Key32& remote) {
+  connected_.erase(remote);
+  connected_at_.erase(remote);
+}
 
 }  // namespace p2p::dht

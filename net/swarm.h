@@ -15,7 +15,8 @@ namespace p2p::dht {
 
 struct SwarmOptions {
   size_t max_peers = 64;
-  uint64_t lookup_interval_ms = 30'000;    // clients look again this often
+  uint64_t lookup_interval_ms = 30'000;    // clients look again this often...
+  uint64_t eager_lookup_ms = 5'000;        // ...or this often during the first minute of a join
   uint64_t announce_interval_ms = 300'000;  // servers re-announce (records live 20 min)
 };
 
@@ -30,6 +31,9 @@ class Swarm {
   Swarm& operator=(const Swarm&) = delete;
 
   void set_on_connection(OnConnection handler) { on_connection_ = std::move(handler); }
+  // An incoming connection replaces one we hold for the same key (its
+  // process restarted): the owner closes the old one.
+  void set_on_replace(std::function<void(const Key32&)> handler) { on_replace_ = std::move(handler); }
   // Failed dials and refused duplicates, for -v style reporting.
   void set_on_notice(std::function<void(const std::string&)> handler) { on_notice_ = std::move(handler); }
   void join(const Hash32& topic, bool server, bool client);
@@ -46,6 +50,7 @@ class Swarm {
   void dial(const Key32& remote, std::vector<Address> relays);
   void accept(Established&& e);
   bool wins_tie(const Key32& remote, bool we_initiate) const;
+  bool admit(const Key32& remote);
   void schedule();
 
   Connector& connector_;
@@ -54,6 +59,9 @@ class Swarm {
   SwarmOptions options_;
   OnConnection on_connection_;
   std::function<void(const std::string&)> on_notice_;
+  std::function<void(const Key32&)> on_replace_;
+  std::map<Key32, uint64_t> connected_at_;
+  uint64_t joined_at_ = 0;
   std::map<Hash32, Topic> topics_;
   std::set<Key32> connected_, dialing_;
   std::map<Key32, int> failures_;

@@ -152,6 +152,18 @@ int join(Context& ctx, const SwarmArgs& a) {
   };
 
   swarm.set_on_notice([&](const std::string& m) { ctx.info(m); });
+  swarm.set_on_replace([&](const Key32& key) {
+    auto it = peers.find(key);
+    if (it == peers.end() || &it->second == piped) return;
+    report("disconnected", it->second, "replaced by a new connection");
+    peers.erase(it);
+  });
+  // stdin waits while too much is unsent; tell it as the network drains.
+  dht::Clock& clock = r.node().clock();
+  std::function<void()> watch_drain = [&] {
+    if (reader && piped && piped->channel) reader->sent(piped->channel->pending());
+    clock.start_timer(10, watch_drain);
+  };
   swarm.set_on_connection([&](dht::Established&& e) {
     if (a.pipe && piped) {  // one peer only: the rest are refused
       swarm.disconnected(e.handshake.remote_public_key);
@@ -210,6 +222,7 @@ int join(Context& ctx, const SwarmArgs& a) {
     }
   });
   swarm.join(topic, server, client);
+  if (a.pipe) watch_drain();
 
   auto stop = r.run_until([&] { return finished; }, 0);
   reader.reset();
