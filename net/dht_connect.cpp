@@ -96,7 +96,11 @@ NoisePayload Connector::our_payload(uint32_t stream_id) const {
   NoisePayload p;
   p.firewall = to_wire(node.firewall() == Firewall::open ? Firewall::open : Firewall::unknown);
   Address self = node.socket().local_address();
-  if (auto seen = node.observed_address(); seen && seen->port != 0) p.addresses4.push_back(*seen);
+  // Our public address only once it is the main socket's (while firewalled
+  // the samples describe the client socket, which carries no streams).
+  if (auto seen = node.observed_address(); seen && seen->port != 0 && node.firewall() == Firewall::open) {
+    p.addresses4.push_back(*seen);
+  }
   if (self.ip == std::array<uint8_t, 4>{0, 0, 0, 0}) self.ip = {127, 0, 0, 1};
   if (std::find(p.addresses4.begin(), p.addresses4.end(), self) == p.addresses4.end()) p.addresses4.push_back(self);
   p.udx = UdxInfo{.id = stream_id};
@@ -335,6 +339,8 @@ void Connector::finish_dial(const std::shared_ptr<Dial>& dial, const Reply& repl
   bool relayed = m.peer_address.has_value();
   Address server_address = relayed ? *m.peer_address : reply.from;
   Address target = choose_path(relayed, server_address, reply.from, dial->first_sender, *payload);
+  // The server may have reset our stream already (it kept another connection).
+  if (dial->stream->closed()) return fail("the server reset the stream (it kept another connection)");
   auto early = hold_early_data(*dial->stream);
   dial->stream->connect(target, static_cast<uint32_t>(payload->udx->id));
   dial->stream->on_firewall = nullptr;

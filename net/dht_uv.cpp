@@ -103,6 +103,12 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
   if (int rc = uv_udp_bind(handle, reinterpret_cast<const sockaddr*>(&sa), 0); rc != 0) {
     return io_error(std::string("cannot bind UDP ") + host + ":" + std::to_string(port) + ": " + uv_strerror(rc));
   }
+  // Streams arrive in bursts: a larger kernel buffer drops fewer datagrams
+  // (the kernel caps it at net.core.rmem_max).
+  int buffer = 4 * 1024 * 1024;
+  uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
+  buffer = 4 * 1024 * 1024;
+  uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
   sockaddr_in bound{};
   int len = sizeof bound;
   uv_udp_getsockname(handle, reinterpret_cast<sockaddr*>(&bound), &len);

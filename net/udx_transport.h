@@ -33,6 +33,8 @@ class MessageChannel {
   // Our side is done writing (after what was sent).
   void end();
   size_t pending() const { return transport_->pending(); }
+  // Both headers exchanged: the peer is really there.
+  bool established() const { return stream_->established(); }
   void close();
 
  private:

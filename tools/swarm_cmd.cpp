@@ -18,6 +18,7 @@ namespace {
 
 constexpr size_t kChunk = 64 * 1024;             // one message per stdin read
 constexpr size_t kMaxQueued = 4 * 1024 * 1024;   // stdin read ahead of the network at most this
+constexpr uint64_t kSilentMs = 5000;               // a piped connection without the peer's header is dropped
 
 struct SwarmArgs {
   std::string topic;
@@ -41,52 +42,68 @@ nlohmann::json peer_json(const char* event, const Peer& p) {
 }
 
 // stdin on a thread (it may be a file, a pipe or a terminal), handed to the
-// loop through a uv_async; reading waits while too much is unsent.
+// loop through a uv_async; reading waits while too much is unsent. What the
+// thread touches is shared, so it may outlive the reader (blocked in read()).
 class StdinReader {
  public:
   StdinReader(uv_loop_t* loop, std::function<void(Bytes)> on_chunk, std::function<void()> on_eof)
-      : on_chunk_(std::move(on_chunk)), on_eof_(std::move(on_eof)) {
-    uv_async_init(loop, &async_, [](uv_async_t* a) { static_cast<StdinReader*>(a->data)->deliver(); });
-    async_.data = this;
-    thread_ = std::thread([this] { run(); });
+      : shared_(std::make_shared<Shared>()), on_chunk_(std::move(on_chunk)), on_eof_(std::move(on_eof)) {
+    async_ = new uv_async_t;
+    uv_async_init(loop, async_, [](uv_async_t* a) {
+      if (a->data) static_cast<StdinReader*>(a->data)->deliver();
+    });
+    async_->data = this;
+    shared_->async = async_;
+    std::thread([shared = shared_] { run(shared); }).detach();
   }
   ~StdinReader() {
     {
-      std::lock_guard lock(mutex_);
-      stopping_ = true;
+      std::lock_guard lock(shared_->mutex);
+      shared_->stopping = true;
+      shared_->async = nullptr;  // the thread must not signal a closed handle
     }
-    cv_.notify_all();
-    thread_.detach();  // it may sit in read(); the process is ending
-    uv_close(reinterpret_cast<uv_handle_t*>(&async_), nullptr);
+    shared_->cv.notify_all();
+    async_->data = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(async_), [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
   }
   // The network took what was given: read on.
   void sent(size_t unsent_bytes) {
     {
-      std::lock_guard lock(mutex_);
-      unsent_ = unsent_bytes;
+      std::lock_guard lock(shared_->mutex);
+      shared_->unsent = unsent_bytes;
     }
-    cv_.notify_all();
+    shared_->cv.notify_all();
   }
 
  private:
-  void run() {
+  struct Shared {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::deque<Bytes> chunks;
+    size_t queued = 0, unsent = 0;
+    bool eof = false, eof_delivered = false, stopping = false;
+    uv_async_t* async = nullptr;
+  };
+
+  static void run(std::shared_ptr<Shared> s) {
     std::vector<uint8_t> buf(kChunk);
     for (;;) {
       {
-        std::unique_lock lock(mutex_);
-        cv_.wait(lock, [&] { return stopping_ || queued_ + unsent_ < kMaxQueued; });
-        if (stopping_) return;
+        std::unique_lock lock(s->mutex);
+        s->cv.wait(lock, [&] { return s->stopping || s->queued + s->unsent < kMaxQueued; });
+        if (s->stopping) return;
       }
       ssize_t n = ::read(0, buf.data(), buf.size());
       if (n < 0 && errno == EINTR) continue;
-      std::lock_guard lock(mutex_);
+      std::lock_guard lock(s->mutex);
+      if (s->stopping) return;
       if (n <= 0) {
-        eof_ = true;
+        s->eof = true;
       } else {
-        chunks_.emplace_back(buf.begin(), buf.begin() + n);
-        queued_ += static_cast<size_t>(n);
+        s->chunks.emplace_back(buf.begin(), buf.begin() + n);
+        s->queued += static_cast<size_t>(n);
       }
-      uv_async_send(&async_);
+      if (s->async) uv_async_send(s->async);
       if (n <= 0) return;
     }
   }
@@ -94,24 +111,19 @@ class StdinReader {
     std::deque<Bytes> chunks;
     bool eof;
     {
-      std::lock_guard lock(mutex_);
-      chunks.swap(chunks_);
-      queued_ = 0;
-      eof = eof_ && !eof_delivered_;
-      if (eof) eof_delivered_ = true;
+      std::lock_guard lock(shared_->mutex);
+      chunks.swap(shared_->chunks);
+      shared_->queued = 0;
+      eof = shared_->eof && !shared_->eof_delivered;
+      if (eof) shared_->eof_delivered = true;
     }
-    cv_.notify_all();
+    shared_->cv.notify_all();
     for (auto& c : chunks) on_chunk_(std::move(c));
     if (eof) on_eof_();
   }
 
-  uv_async_t async_{};
-  std::thread thread_;
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Bytes> chunks_;
-  size_t queued_ = 0, unsent_ = 0;
-  bool eof_ = false, eof_delivered_ = false, stopping_ = false;
+  std::shared_ptr<Shared> shared_;
+  uv_async_t* async_ = nullptr;
   std::function<void(Bytes)> on_chunk_;
   std::function<void()> on_eof_;
 };
@@ -160,9 +172,39 @@ int join(Context& ctx, const SwarmArgs& a) {
   });
   // stdin waits while too much is unsent; tell it as the network drains.
   dht::Clock& clock = r.node().clock();
-  std::function<void()> watch_drain = [&] {
-    if (reader && piped && piped->channel) reader->sent(piped->channel->pending());
-    clock.start_timer(10, watch_drain);
+  uint64_t piped_at = 0;
+  auto start_reading = [&] {
+    reader = std::make_unique<StdinReader>(
+        r.loop(),
+        [&](Bytes chunk) {
+          if (!piped || !piped->channel) return;
+          Status st = piped->channel->send(chunk);
+          if (!st.ok()) failure = st;
+          reader->sent(piped->channel->pending());
+        },
+        [&] {
+          stdin_done = true;
+          if (piped && piped->channel) piped->channel->end();
+        });
+  };
+  // stdin is read only once the piped peer is really there (its secret-stream
+  // header came), so nothing is lost on a connection that never worked: one
+  // silent for kSilentMs is dropped and the next one is piped. While reading,
+  // stdin waits when too much is unsent; tell it as the network drains.
+  std::function<void()> watch_pipe = [&] {
+    if (piped && piped->channel) {
+      if (!reader && piped->channel->established()) {
+        start_reading();
+      } else if (!reader && clock.now_ms() - piped_at > kSilentMs) {
+        Key32 key = piped->key;
+        report("disconnected", *piped, "no answer on the connection");
+        piped = nullptr;
+        peers.erase(key);
+        swarm.disconnected(key);
+      }
+      if (reader && piped) reader->sent(piped->channel->pending());
+    }
+    clock.start_timer(10, watch_pipe);
   };
   swarm.set_on_connection([&](dht::Established&& e) {
     if (a.pipe && piped) {  // one peer only: the rest are refused
@@ -206,23 +248,10 @@ int join(Context& ctx, const SwarmArgs& a) {
             },
     });
     if (!s.ok()) ctx.info("connection to " + to_hex(key).substr(0, 16) + " failed: " + s.message());
-    if (is_pipe) {
-      reader = std::make_unique<StdinReader>(
-          r.loop(),
-          [&](Bytes chunk) {
-            if (!piped || !piped->channel) return;
-            Status st = piped->channel->send(chunk);
-            if (!st.ok()) failure = st;
-            reader->sent(piped->channel->pending());
-          },
-          [&] {
-            stdin_done = true;
-            if (piped && piped->channel) piped->channel->end();
-          });
-    }
+    if (is_pipe) piped_at = clock.now_ms();
   });
   swarm.join(topic, server, client);
-  if (a.pipe) watch_drain();
+  if (a.pipe) watch_pipe();
 
   auto stop = r.run_until([&] { return finished; }, 0);
   reader.reset();

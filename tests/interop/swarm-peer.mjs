@@ -12,8 +12,15 @@
 //       A Hyperswarm with keyPair(SEED) joins TOPIC as MODE (server, client or
 //       both). The first connection gets standard input (each chunk read is
 //       one write) and its data goes to standard output; at the end of
-//       standard input the connection is ended. Exits 0 when the connection
-//       closes after both sides ended it, 1 when it closes before.
+//       standard input, once the peer has acknowledged everything written
+//       (conn.flush(); see below), the connection is ended. Exits 0 when the
+//       connection closes after both sides ended it, 1 when it closes before.
+//       Why the flush: the secret stream (@hyperswarm/secret-stream 6.9)
+//       destroys its UDX stream as soon as both of its sides have ended, and
+//       libudx then sends DESTROY ahead of whatever it has not sent yet: a
+//       peer that ends after the remote ended can lose the tail of its data,
+//       and its END (the remote sees a reset). SWARM_PEER_NO_FLUSH=1 ends at
+//       once, as a plain stdin.pipe(conn) would.
 //   node swarm-peer.mjs events BOOTSTRAP TOPIC SEED MODE
 //       As pipe, but only reports connections: one JSON line per connection
 //       on standard output ({"event":"connected","publicKey","initiator"}),
@@ -27,7 +34,8 @@
 //
 // Exit: 0 ok, 1 failure, 2 usage, 3 timed out (SWARM_PEER_TIMEOUT seconds,
 // default 60, for pipe; SWARM_PEER_LIFETIME, default 290, for the serving
-// modes). SWARM_PEER_TRACE=1 also logs every DHT request and response.
+// modes). SWARM_PEER_TRACE=1 also logs every DHT request and response;
+// SWARM_PEER_DIAL=KEY makes pipe also dial KEY directly (swarm.joinPeer).
 import { createRequire } from 'module'
 import Hyperswarm from 'hyperswarm'
 import HyperDHT from 'hyperdht'
@@ -251,6 +259,17 @@ async function pipe (bootstrap, topic, seed, opts) {
   })
 
   await join(swarm, topic, opts)
+  dialToo(swarm)
+}
+
+// SWARM_PEER_DIAL=KEY (64 hex): also dial KEY directly (swarm.joinPeer), as
+// soon as the topic is joined: with a peer that dials us through the topic
+// at the same time, both ends dial, and Hyperswarm's duplicate rule decides.
+function dialToo (swarm) {
+  const key = process.env.SWARM_PEER_DIAL
+  if (!key) return
+  log(`joinPeer ${key.slice(0, 16)}`)
+  swarm.joinPeer(hex32(key, 'SWARM_PEER_DIAL'))
 }
 
 async function events (bootstrap, topic, seed, opts) {

@@ -9,6 +9,12 @@
 #   (a2) the same with p2p joining first: the JavaScript peer dials
 #   (b)  p2p --server --pipe, JavaScript client only (it dials p2p)
 #   (c)  JavaScript server only, p2p --client --pipe (p2p dials)
+#   (e)  as (a), with p2p ending its side last (in (a)-(c) p2p, quicker to
+#        send, ends first, and the JavaScript peer ends once everything it
+#        wrote is acknowledged: see swarm-peer.mjs)
+#   (f)  with SWARM_INTEROP_SIMULTANEOUS=1: both dial at once (the JavaScript
+#        peer also dials p2p's key), once with the JavaScript key above p2p's
+#        (f1: Hyperswarm keeps the JavaScript dial), once below (f2)
 #   (d)  p2p --json swarm join (no pipe) reports a "connected" event with the
 #        JavaScript peer's publicKey (and the JavaScript peer sees p2p's key),
 #        then "disconnected" when the JavaScript peer leaves, and stops on
@@ -138,7 +144,7 @@ SUM_TO_JS="$(sha "$WORK/to-js.bin")"
 # background, its pid in ${NAME}_PID
 start_js() {
     local name="$1" mode="$2" topic="$3" seed="$4" jsmode="$5" in="${6:-/dev/null}"
-    (cd "$HERE" && exec timeout 90 node swarm-peer.mjs "$mode" "$BS" "$topic" "$seed" "$jsmode" \
+    (cd "$HERE" && SWARM_PEER_DIAL="${JS_DIAL:-}" exec timeout 90 node swarm-peer.mjs "$mode" "$BS" "$topic" "$seed" "$jsmode" \
         <"$in" >"$WORK/$name.out" 2>"$WORK/$name.err") &
     PIDS+=($!)
     eval "${name}_PID=$!"
@@ -163,22 +169,43 @@ js_finds_p2p() {
         grep -qF "\"publicKey\":\"$P2P_PK\""
 }
 
+# js_seed_with_key_above|below: a seed whose Hyperswarm key is above (below)
+# p2p's key, the larger key being the one Hyperswarm expects to dial
+js_seed_with_key() {
+    (cd "$HERE" && node -e '
+      const DHT = require("hyperdht"), crypto = require("crypto")
+      const [rel, p2p] = process.argv.slice(1)
+      for (;;) {
+        const seed = crypto.randomBytes(32)
+        const pk = DHT.keyPair(seed).publicKey.toString("hex")
+        if ((pk > p2p) === (rel === "above")) { console.log(seed.toString("hex")); break }
+      }' "$1" "$P2P_PK")
+}
+
 # pipe_case LABEL FIRST JSMODE P2P-FLAGS...: a JavaScript pipe peer (JSMODE)
-# and p2p swarm join --pipe, FIRST (js or p2p) joining first; 1 MiB each way
+# and p2p swarm join --pipe, FIRST (js or p2p) joining first; 1 MiB each way.
+# With P2P_ENDS_LAST=1, p2p's stdin stays open until the JavaScript peer has
+# ended its side (else p2p, quicker to send, usually ends first).
 pipe_case() {
     local label="$1" first="$2" jsmode="$3"; shift 3
-    local topic seed t0 js_status p2p_status got
+    local topic seed t0 js_status p2p_status got p2p_in="$WORK/to-js.bin"
     topic="$(random_hex)"
-    seed="$(random_hex)"
+    seed="${JS_SEED:-$(random_hex)}"
     local js="js_$label" p2p="p2p_$label"
-    echo "($label) JavaScript as $jsmode, p2p swarm join --pipe ${*:-(server and client)}; $first joins first"
+    echo "($label) JavaScript as $jsmode, p2p swarm join --pipe ${*:-(server and client)}; $first joins first${P2P_ENDS_LAST:+; p2p ends its side last}"
     t0="$(now)"
+    if [ -n "${P2P_ENDS_LAST:-}" ]; then
+        p2p_in="$WORK/$p2p.in"
+        mkfifo "$p2p_in"
+        (cat "$WORK/to-js.bin"; wait_grep "$WORK/$js.err" '^swarm-peer.*ending our side' 75) >"$p2p_in" &
+        PIDS+=($!)
+    fi
     if [ "$first" = js ]; then
         start_js "$js" pipe "$topic" "$seed" "$jsmode" "$WORK/to-p2p.bin"
         wait_grep "$WORK/$js.err" '^swarm-peer.*joined:' 15 || { logs "$js"; fail "($label) the JavaScript peer did not finish joining within 15 s"; }
-        start_p2p "$p2p" "$WORK/to-js.bin" swarm join "$topic" --pipe "$@"
+        start_p2p "$p2p" "$p2p_in" swarm join "$topic" --pipe "$@"
     else
-        start_p2p "$p2p" "$WORK/to-js.bin" swarm join "$topic" --pipe "$@"
+        start_p2p "$p2p" "$p2p_in" swarm join "$topic" --pipe "$@"
         local ok= _
         for _ in $(seq 1 20); do
             js_finds_p2p "$topic" && { ok=1; break; }
@@ -203,15 +230,30 @@ pipe_case() {
     got="$(sha "$WORK/$js.out")"
     [ "$got" = "$SUM_TO_JS" ] ||
         { logs "$js" "$p2p"; fail "($label) p2p -> JavaScript: JavaScript's output ($(stat -c %s "$WORK/$js.out") bytes) differs from what p2p sent (1048576 bytes)"; }
-    local how
+    local how last=p2p
     how="$(sed -nE 's/^swarm-peer.*: connected [0-9a-f]{16} (dialled|accepted).*/\1/p' "$WORK/$js.err" | head -n 1)"
-    echo "  ok: ($label) 1 MiB each way, checksums equal, both exit 0 (JavaScript $how the connection; $(since "$t0") s)"
+    # Who ended last: JavaScript, when it saw p2p's end before ending its side.
+    [ "$(grep -nE 'the peer ended its side|ending our side' "$WORK/$js.err" | head -n 1 | grep -c 'the peer ended')" = 1 ] && last=JavaScript
+    echo "  ok: ($label) 1 MiB each way, checksums equal, both exit 0 (JavaScript $how the connection, $last ended last; $(since "$t0") s)"
 }
 
 pipe_case a js both
 pipe_case a2 p2p both
 pipe_case b p2p client --server
 pipe_case c js server --client
+P2P_ENDS_LAST=1 pipe_case e js both
+
+# (f) Simultaneous dials: the JavaScript peer joins the topic and also dials
+# p2p's key directly (swarm.joinPeer) while p2p, joining next, dials it through
+# the topic. Hyperswarm keeps the connection dialled by the larger key (its
+# _handleServerConnection: keepNew = existingIsOutdated || expectedInitiator
+# === conn.isInitiator); both ends must make the same choice.
+if [ "${SWARM_INTEROP_SIMULTANEOUS:-0}" = 1 ]; then
+    JS_SEED="$(js_seed_with_key above)" JS_DIAL="$P2P_PK" pipe_case f1 js both
+    JS_SEED="$(js_seed_with_key below)" JS_DIAL="$P2P_PK" pipe_case f2 js both
+else
+    echo "(f) simultaneous dials: not run (SWARM_INTEROP_SIMULTANEOUS=1 runs them)"
+fi
 
 echo "(d) p2p --json swarm join (no pipe) and a JavaScript peer (server and client)"
 t0="$(now)"
