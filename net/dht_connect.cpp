@@ -119,30 +119,27 @@ void Connector::listen(const crypto::KeyPair& key_pair, OnConnection on_connecti
   server->admit = std::move(admit);
   servers_[target] = std::move(server);
   announce_server(target);
-  if (done) {
-    // Report once the first announce settled.
-    auto poll = std::make_shared<std::function<void()>>();
-    *poll = [this, target, done, poll] {
-      auto it = servers_.find(target);
-      if (it == servers_.end() || !it->second->relays.empty()) {
-        done(it == servers_.end() ? std::vector<Address>{} : it->second->relays);
-        *poll = nullptr;
-        return;
-      }
-      dht_.node().clock().start_timer(20, [poll] {
-        if (*poll) (*poll)();
-      });
-    };
-    (*poll)();
+  if (done) report_relays(target, std::move(done));
+  if (reannounce_timer_ == 0) schedule_reannounce();
+}
+
+void Connector::report_relays(const Hash32& target, std::function<void(const std::vector<Address>&)> done) {
+  // Once the first announce settled (its relays are known), or the server is gone.
+  auto it = servers_.find(target);
+  if (it == servers_.end() || !it->second->relays.empty()) {
+    done(it == servers_.end() ? std::vector<Address>{} : it->second->relays);
+    return;
   }
-  if (reannounce_timer_ == 0) {
-    auto tick = std::make_shared<std::function<void()>>();
-    *tick = [this, tick] {
-      for (const auto& [t, s] : servers_) announce_server(t);
-      reannounce_timer_ = dht_.node().clock().start_timer(kReannounceMs, [tick] { (*tick)(); });
-    };
-    reannounce_timer_ = dht_.node().clock().start_timer(kReannounceMs, [tick] { (*tick)(); });
-  }
+  dht_.node().clock().start_timer(20, [this, target, done = std::move(done)]() mutable {
+    report_relays(target, std::move(done));
+  });
+}
+
+void Connector::schedule_reannounce() {
+  reannounce_timer_ = dht_.node().clock().start_timer(kReannounceMs, [this] {
+    for (const auto& [t, s] : servers_) announce_server(t);
+    schedule_reannounce();
+  });
 }
 
 void Connector::announce_server(const Hash32& target) {

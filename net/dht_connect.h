@@ -69,6 +69,8 @@ class Connector {
   std::optional<Answer> on_handshake_as_server(Server& server, const InboundRequest& in, const HandshakeMessage& m);
   std::optional<Answer> on_handshake_as_relay(const InboundRequest& in, const HandshakeMessage& m);
   void announce_server(const Hash32& target);
+  void report_relays(const Hash32& target, std::function<void(const std::vector<Address>&)> done);
+  void schedule_reannounce();
   NoisePayload our_payload(uint32_t stream_id) const;
   void try_relay(const std::shared_ptr<Dial>& dial, const Address& relay);
   void finish_dial(const std::shared_ptr<Dial>& dial, const Reply& reply, const HandshakeMessage& m);
