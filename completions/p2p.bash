@@ -14,6 +14,7 @@ _p2p() {
       "p2p run") path="p2p run" ;;
       "p2p dht") path="p2p dht" ;;
       "p2p swarm") path="p2p swarm" ;;
+      "p2p chat") path="p2p chat" ;;
       "p2p seed") path="p2p seed" ;;
       "p2p id create") path="p2p id create" ;;
       "p2p id show") path="p2p id show" ;;
@@ -49,11 +50,15 @@ _p2p() {
       "p2p dht put") path="p2p dht put" ;;
       "p2p dht get") path="p2p dht get" ;;
       "p2p swarm join") path="p2p swarm join" ;;
+      "p2p chat join") path="p2p chat join" ;;
+      "p2p chat create") path="p2p chat create" ;;
+      "p2p chat send") path="p2p chat send" ;;
+      "p2p chat log") path="p2p chat log" ;;
     esac
   done
   local words
   case "$path" in
-    "p2p") words="id core kv drive init stage info run dht swarm seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p") words="id core kv drive init stage info run dht swarm chat seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -98,6 +103,11 @@ _p2p() {
     "p2p dht get") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm") words="join --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm join") words="--help -h --server --client --pipe --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p chat") words="join create send log --help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p chat join") words="--help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p chat create") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p chat send") words="--help -h --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p chat log") words="--help -h --follow -f --sync --since --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p seed") words="--help -h --listen --dht --allow --home --passphrase-file --json --quiet -q --bootstrap" ;;
   esac
   COMPREPLY=($(compgen -W "$words" -- "$cur"))

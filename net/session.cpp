@@ -121,6 +121,10 @@ Status CoreSession::notify_length() {
   return {};
 }
 
+void CoreSession::announce_range(uint64_t start, uint64_t length) {
+  if (opened_ && !closed_ && length > 0) send(wire::kRange, wire::encode(wire::Range{false, start, length}));
+}
+
 Status CoreSession::on_message(uint64_t type, ByteView payload) {
   trace(core_, "<-", type, payload);
   switch (type) {

@@ -79,6 +79,9 @@ class CoreSession : public ChannelHandler {
   // ---- serving ----
   // Our core grew (appended here or by another process): tell the peer.
   Status notify_length();
+  // We now hold blocks [start, start + length) (a replica that downloaded
+  // them): the peer may ask us for them, as hypercore broadcasts `range`.
+  void announce_range(uint64_t start, uint64_t length);
 
   // ChannelHandler
   Status on_open(uint64_t channel, ByteView remote_handshake) override;
