@@ -9,7 +9,7 @@ JS_SRC=${JS_BENCH:-../shared/bench/js}
 [ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench dht_bench p2p > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench dht_bench room_bench p2p > /dev/null
 
 js=build/bench-js
 if [ ! -d "$js/node_modules" ]; then
@@ -112,6 +112,14 @@ echo "bench: JavaScript and p2p dht-records (100,000 records)..." >&2
 build/bench/dht_bench records 100000 >> "$out"
 fi
 
+# Chat: merging 100,000 messages from 10 writers; a line entered in one home
+# until another prints it (no JavaScript counterpart: Autobase is not used).
+if want chat; then
+echo "bench: p2p room merge (100,000 messages, 10 writers) and chat latency (100 messages)..." >&2
+build/bench/room_bench 100000 10 | tail -n 1 >> "$out"
+python3 bench/chat_latency.py build/p2p 100 >> "$out"
+fi
+
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
 if want core; then
 home=$(mktemp -d)
@@ -192,6 +200,14 @@ if dl:
 jm, cm = find("dht-records", False), find("dht-records", True)
 if jm and cm:
   row("dht: memory for 100,000 announce records", "MB", jm["rss_delta_MB"], cm["rss_delta_MB"], 4, False)
+
+rm_, cl = find("room-merge", True), find("chat-latency", True)
+if rm_:
+  print(f"\nchat: merging {rm_['params']['N']:,} messages from {rm_['params']['WRITERS']} writers: {rm_['merge_ms']:.0f} ms "
+        f"(target < 2 s); one more message merged in {rm_['incremental_ms']:.2f} ms; peak RSS +{rm_['rss_increase_kb'] / 1024:.0f} MB.")
+if cl:
+  print(f"chat: a line entered in one home printed by another: median {cl['median_ms']:.1f} ms, p90 {cl['p90_ms']:.1f} ms "
+        f"over {cl['messages']} messages (target: median < 100 ms).")
 
 jd, cd = find("drive-put-get", False), find("drive", True)
 GiB = 1024.0
