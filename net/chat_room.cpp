@@ -73,8 +73,8 @@ void ChatRoom::on_data() {
   if (Status s = update(); !s.ok() && events_.on_notice) events_.on_notice("merging the room: " + s.message());
 }
 
-Status ChatRoom::go_online(dht::Runtime& runtime, Events events) {
-  events_ = std::move(events);
+Status ChatRoom::go_online(dht::Runtime& runtime) {
+  if (sync_) return {};
   RoomSync::Hooks hooks;
   hooks.on_data = [this] { on_data(); };
   hooks.on_writer = [this](const Key32& w) {

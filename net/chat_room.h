@@ -32,7 +32,7 @@ class ChatRoom {
   // Merges what arrived; new entries go to on_entry.
   Status update();
   // Joins the room's peers on `runtime` (which must outlive this).
-  Status go_online(dht::Runtime& runtime, Events events);
+  Status go_online(dht::Runtime& runtime);
   void set_events(Events events) { events_ = std::move(events); }
 
   // Appends a message of ours (our writer core is created on the first).

@@ -167,13 +167,23 @@ Result<Session> open_room(Context& ctx, const std::string& room_text) {
   return s;
 }
 
-// Joins the room's peers; the DHT is joined in the background.
-Status go_online(Context& ctx, Session& s, bool long_running, net::ChatRoom::Events events) {
+// Joins the room's peers once the DHT is joined (in the background: the
+// room is usable offline meanwhile; its first lookup needs a routing table).
+// `warn` hears what the user must know (the interactive session prints it
+// above the input line).
+Status go_online(Context& ctx, Session& s, bool long_running, net::ChatRoom::Events events,
+                 std::function<void(const std::string&)> warn = {}) {
   auto rt = open_dht(ctx, long_running);
   if (!rt.ok()) return rt.status();
   s.dht = std::move(*rt);
-  s.dht->node().bootstrap(nullptr);
-  return s.room->go_online(*s.dht, std::move(events));
+  s.room->set_events(std::move(events));
+  if (!warn) warn = [&ctx](const std::string& m) { ctx.info(m); };
+  s.dht->node().bootstrap([warn, room = s.room.get(), dht = s.dht.get()] {
+    if (dht->node().table().size() == 0)
+      warn("no DHT node answered: check --bootstrap (or P2P_BOOTSTRAP); looking for peers anyway");
+    if (Status st = room->go_online(*dht); !st.ok()) warn("cannot join the room's peers: " + st.message());
+  });
+  return {};
 }
 
 Result<std::string> message_text(const ChatArgs& a) {
@@ -310,6 +320,8 @@ class Interactive {
     term_ = nullptr;
     return stop == dht::Runtime::Stop::signal ? 130 : kOk;
   }
+
+  void warn(const std::string& text) { say(text); }
 
   net::ChatRoom::Events events() {
     net::ChatRoom::Events ev;
@@ -449,7 +461,8 @@ int interactive(Context& ctx, const ChatArgs& a) {
   if (!s.ok()) return ctx.fail(s.status());
   Interactive ui(ctx, *s, a);
   if (Status st = s->room->update(); !st.ok()) return ctx.fail(st);
-  if (Status st = go_online(ctx, *s, true, ui.events()); !st.ok()) return ctx.fail(st);
+  if (Status st = go_online(ctx, *s, true, ui.events(), [&ui](const std::string& m) { ui.warn(m); }); !st.ok())
+    return ctx.fail(st);
   return ui.run();
 }
 
