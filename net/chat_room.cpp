@@ -73,7 +73,7 @@ void ChatRoom::on_data() {
   if (Status s = update(); !s.ok() && events_.on_notice) events_.on_notice("merging the room: " + s.message());
 }
 
-Status ChatRoom::go_online(dht::Runtime& runtime) {
+Status ChatRoom::go_online(dht::Runtime& runtime, bool server) {
   if (sync_) return {};
   RoomSync::Hooks hooks;
   hooks.on_data = [this] { on_data(); };
@@ -91,7 +91,7 @@ Status ChatRoom::go_online(dht::Runtime& runtime) {
   };
   sync_ = std::make_unique<RoomSync>(runtime, store_.store(), view_.room().key, identity_, std::move(hooks));
   for (const Key32& w : view_.writers()) P2P_TRY(sync_->add_writer(w));
-  sync_->join();
+  sync_->join(server);
   return {};
 }
 

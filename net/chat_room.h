@@ -31,8 +31,9 @@ class ChatRoom {
   Status history(const std::function<void(const room::Entry&)>& visit);
   // Merges what arrived; new entries go to on_entry.
   Status update();
-  // Joins the room's peers on `runtime` (which must outlive this).
-  Status go_online(dht::Runtime& runtime);
+  // Joins the room's peers on `runtime` (which must outlive this); a
+  // `server` is also found by them (long-running commands).
+  Status go_online(dht::Runtime& runtime, bool server = true);
   void set_events(Events events) { events_ = std::move(events); }
 
   // Appends a message of ours (our writer core is created on the first).

@@ -381,12 +381,12 @@ RoomSync::~RoomSync() {
   m.swarm.reset();
 }
 
-void RoomSync::join() {
+void RoomSync::join(bool server) {
   Impl& m = *impl_;
   m.swarm = std::make_unique<dht::Swarm>(m.runtime.connector(), m.runtime.dht(), m.connection_keys);
   m.swarm->set_on_connection([&m](dht::Established&& e) { m.accept(std::move(e)); });
   m.swarm->set_on_notice([&m](const std::string& s) { m.notice(s); });
-  m.swarm->join(m.topic, true, true);
+  m.swarm->join(m.topic, server, true);
   m.tick();
 }
 
@@ -414,8 +414,11 @@ bool RoomSync::peer_holds(const Key32& writer, uint64_t length) const {
   auto it = impl_->writers.find(writer);
   if (it == impl_->writers.end()) return false;
   if (length == 0) return true;
-  for (CoreSession* s : it->second.sessions)
-    if (s->remote_has(length - 1) && s->remote_length() >= length) return true;
+  for (CoreSession* s : it->second.sessions) {
+    const Impl::Peer* p = impl_->owner_of(s);
+    bool elsewhere = p && p->identity && *p->identity != impl_->identity.public_key;
+    if (elsewhere && s->remote_has(length - 1) && s->remote_length() >= length) return true;
+  }
   return false;
 }
 

@@ -42,8 +42,9 @@ class RoomSync {
   RoomSync(const RoomSync&) = delete;
   RoomSync& operator=(const RoomSync&) = delete;
 
-  // Announces and looks up the room's topic.
-  void join();
+  // Looks up the room's topic, and announces it when `server` (one-shot
+  // commands do not: their records would outlive them).
+  void join(bool server = true);
   // Replicates `writer` with every peer and tells them of it.
   Status add_writer(const Key32& writer);
   // A writer core grew here (our append): tell the peers now.
@@ -51,7 +52,9 @@ class RoomSync {
 
   size_t peers() const;
   std::vector<RoomPeer> online() const;
-  // Whether a connected peer holds the first `length` blocks of `writer`.
+  // Whether a connected peer of another identity (another process of this
+  // home shares our store: that is not delivery) holds the first `length`
+  // blocks of `writer`.
   bool peer_holds(const Key32& writer, uint64_t length) const;
 
  private:

@@ -87,6 +87,9 @@ void Swarm::lookup(const Hash32& topic) {
         if (!*alive) return;
         const Key32& remote = p.peer.public_key;
         if (remote == key_pair_.public_key || connected_.count(remote) || dialing_.count(remote)) return;
+        if (auto it = accepting_.find(remote);
+            it != accepting_.end() && dht_.node().clock().now_ms() - it->second < kDuplicateWindowMs)
+          return;  // its connection to us is on the way
         if (connected_.size() + dialing_.size() >= options_.max_peers) return;
         if (failures_[remote] >= kMaxFailures) return;
         dial(remote, p.peer.relay_addresses);
@@ -132,12 +135,18 @@ bool Swarm::admit(const Key32& remote) {
     return true;
   }
   if (dialing_.count(remote) && !wins_tie(remote, false)) return false;
-  return connected_.size() < options_.max_peers;
+  if (connected_.size() >= options_.max_peers) return false;
+  uint64_t now = dht_.node().clock().now_ms();
+  if (accepting_.size() >= 1024)  // handshakes that never became connections
+    std::erase_if(accepting_, [now](const auto& kv) { return now - kv.second >= kDuplicateWindowMs; });
+  accepting_[remote] = now;
+  return true;
 }
 
 void Swarm::accept(Established&& e) {
   // admit() said yes when the handshake came; a dial of ours may have won since.
   const Key32& remote = e.handshake.remote_public_key;
+  accepting_.erase(remote);
   if (connected_.count(remote)) {
     if (on_notice_) on_notice_("refused a duplicate connection from " + to_hex(remote).substr(0, 16));
     return;  // `e` goes out of scope: its stream is reset

@@ -22,7 +22,8 @@ struct SwarmOptions {
 
 class Swarm {
  public:
-  // A new connection; the handler owns it from here. `how` is "direct" or "relayed".
+  // A new connection; the handler owns it from here. Its `how` says whether it
+  // is direct, relayed or holepunched.
   using OnConnection = std::function<void(Established&& connection)>;
 
   Swarm(Connector& connector, HyperDht& dht, crypto::KeyPair key_pair, SwarmOptions options = {});
@@ -61,6 +62,9 @@ class Swarm {
   std::function<void(const std::string&)> on_notice_;
   std::function<void(const Key32&)> on_replace_;
   std::map<Key32, uint64_t> connected_at_;
+  // Handshakes we admitted whose connections have not come yet: not dialled
+  // meanwhile, or each side could keep a different connection.
+  std::map<Key32, uint64_t> accepting_;
   uint64_t joined_at_ = 0;
   std::map<Hash32, Topic> topics_;
   std::set<Key32> connected_, dialing_;

@@ -172,16 +172,16 @@ Result<Session> open_room(Context& ctx, const std::string& room_text) {
 // `warn` hears what the user must know (the interactive session prints it
 // above the input line).
 Status go_online(Context& ctx, Session& s, bool long_running, net::ChatRoom::Events events,
-                 std::function<void(const std::string&)> warn = {}) {
+                 std::function<void(const std::string&)> warn = {}, bool server = true) {
   auto rt = open_dht(ctx, long_running);
   if (!rt.ok()) return rt.status();
   s.dht = std::move(*rt);
   s.room->set_events(std::move(events));
   if (!warn) warn = [&ctx](const std::string& m) { ctx.info(m); };
-  s.dht->node().bootstrap([warn, room = s.room.get(), dht = s.dht.get()] {
+  s.dht->node().bootstrap([warn, server, room = s.room.get(), dht = s.dht.get()] {
     if (dht->node().table().size() == 0)
       warn("no DHT node answered: check --bootstrap (or P2P_BOOTSTRAP); looking for peers anyway");
-    if (Status st = room->go_online(*dht); !st.ok()) warn("cannot join the room's peers: " + st.message());
+    if (Status st = room->go_online(*dht, server); !st.ok()) warn("cannot join the room's peers: " + st.message());
   });
   return {};
 }
@@ -202,25 +202,55 @@ Result<std::string> message_text(const ChatArgs& a) {
   return text;
 }
 
+// Runs until a peer was met and nothing new came for `quiet_ms`, at most
+// `budget_ms`; true when a peer was met.
+bool catch_up(Session& s, uint64_t budget_ms, uint64_t quiet_ms) {
+  dht::Clock& clock = s.dht->node().clock();
+  uint64_t seen = s.room->entries(), last_change = 0;
+  s.dht->run_until(
+      [&] {
+        uint64_t now = clock.now_ms();
+        if (s.room->peers() == 0) return false;
+        if (last_change == 0 || s.room->entries() != seen) {  // the first peer, or news
+          seen = s.room->entries();
+          last_change = now;
+        }
+        return now - last_change >= quiet_ms;
+      },
+      budget_ms);
+  return s.room->peers() > 0;
+}
+
+uint64_t to_ms(double seconds) { return seconds <= 0 ? 0 : static_cast<uint64_t>(seconds * 1000); }
+
 int send(Context& ctx, const ChatArgs& a) {
   auto text = message_text(a);
   if (!text.ok()) return ctx.fail(text.status());
   auto s = open_room(ctx, a.room);
   if (!s.ok()) return ctx.fail(s.status());
+  if (Status st = s->room->update(); !st.ok()) return ctx.fail(st);
+  // The room first (briefly), so the message follows what its peers hold
+  // rather than sorting before it; then the message, and until a peer holds it.
+  Status online = go_online(ctx, *s, false, {}, {}, false);
+  dht::Clock* clock = online.ok() ? &s->dht->node().clock() : nullptr;
+  uint64_t start = clock ? clock->now_ms() : 0;
+  if (clock) catch_up(*s, to_ms(std::min(a.timeout_s, 5.0)), 300);
   room::Message m;
   m.kind = room::Kind::text;
   m.text = *text;
-  if (Status st = s->room->update(); !st.ok()) return ctx.fail(st);
   auto length = s->room->post(std::move(m));
   if (!length.ok()) return ctx.fail(length.status());
-  Status online = go_online(ctx, *s, false, {});
-  Status reached = online.ok() ? wait_for(*s->dht, a.timeout_s, [&] { return s->room->delivered(); }, "reaching a peer")
-                               : online;
+  Status reached = online;
+  if (clock) {
+    uint64_t spent = clock->now_ms() - start, budget = to_ms(a.timeout_s);
+    double left_s = spent >= budget ? 0.001 : static_cast<double>(budget - spent) / 1000.0;  // (0 would mean no limit)
+    reached = wait_for(*s->dht, left_s, [&] { return s->room->delivered(); }, "reaching a peer");
+  }
   if (ctx.json)
     ctx.emit({{"room", to_hex(s->room->ref().key)}, {"seq", *length - 1}, {"delivered", reached.ok()}});
   if (!reached.ok()) {
-    std::cerr << "p2p: stored locally, no peer reached within " << a.timeout_s << " s (" << reached.message()
-              << "); it goes out the next time this home is in the room\n";
+    std::cerr << "p2p: stored locally, no peer reached within " << a.timeout_s
+              << " s; it goes out the next time this home is in the room\n";
     return kFailure;
   }
   ctx.info("delivered to a peer");
@@ -243,26 +273,10 @@ int log(Context& ctx, const ChatArgs& a) {
     else std::cout << describe(*s->room, e, true) << "\n";
   };
   if (a.sync || a.follow) {
-    uint64_t last_data = 0;
-    net::ChatRoom::Events ev;
-    ev.on_notice = [&](const std::string& m) { ctx.info(m); };
-    if (Status st = go_online(ctx, *s, a.follow, ev); !st.ok()) return ctx.fail(st);
-    if (a.sync) {
-      // Until a peer was met and nothing new came for a second, at most --timeout.
-      dht::Clock& clock = s->dht->node().clock();
-      uint64_t written = 0;
-      auto quiet = [&] {
-        uint64_t now = clock.now_ms();
-        uint64_t have = s->room->entries();
-        if (have != written) {
-          written = have;
-          last_data = now;
-        }
-        return s->room->peers() > 0 && last_data && now - last_data > 1000;
-      };
-      s->dht->run_until(quiet, static_cast<uint64_t>(a.timeout_s * 1000));
-      if (s->room->peers() == 0) ctx.info("no peer reached within the timeout: the history is what this home holds");
-    }
+    if (Status st = go_online(ctx, *s, a.follow, {}, {}, a.follow); !st.ok()) return ctx.fail(st);
+    if (a.sync && !catch_up(*s, to_ms(a.timeout_s), 1000))
+      ctx.info("no peer reached within " + std::to_string(static_cast<int>(a.timeout_s)) +
+               " s: the history is what this home holds");
   }
   if (Status st = s->room->update(); !st.ok()) return ctx.fail(st);
   if (Status st = s->room->history(print); !st.ok()) return ctx.fail(st);
@@ -492,7 +506,9 @@ void add_chat_commands(CLI::App& app, Context& ctx) {
   auto* send_cmd = chat->add_subcommand("send", "Append a message; exit 0 once a peer holds it, 1 when none did in time");
   send_cmd->add_option("ROOM", a->room, "An open room's name, or a private room's link")->required();
   send_cmd->add_option("MESSAGE", a->message, "The text; from stdin when absent or -");
-  send_cmd->add_option("--timeout", a->timeout_s, "Seconds to wait for a peer")->capture_default_str();
+  send_cmd->add_option("--timeout", a->timeout_s, "Seconds to wait for a peer")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   send_cmd->callback([&ctx, a] { ctx.run = [&ctx, a] { return send(ctx, *a); }; });
 
   auto* log_cmd = chat->add_subcommand("log", "Print the room's history in room order");
@@ -500,7 +516,9 @@ void add_chat_commands(CLI::App& app, Context& ctx) {
   log_cmd->add_flag("--follow,-f", a->follow, "Go on printing new messages as they arrive");
   log_cmd->add_flag("--sync", a->sync, "First fetch what peers hold (until quiet, at most --timeout)");
   log_cmd->add_option("--since", a->since, "Only entries from this time on: 90s, 10m, 2h, 3d, seconds since 1970, or 2026-12-02T10:00:00Z");
-  log_cmd->add_option("--timeout", a->timeout_s, "Seconds --sync waits at most")->capture_default_str();
+  log_cmd->add_option("--timeout", a->timeout_s, "Seconds --sync waits at most")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   log_cmd->callback([&ctx, a] { ctx.run = [&ctx, a] { return log(ctx, *a); }; });
 }
 
