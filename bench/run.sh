@@ -9,7 +9,7 @@ JS_SRC=${JS_BENCH:-../shared/bench/js}
 [ -d "$JS_SRC" ] || { echo "bench: JavaScript bench not found at $JS_SRC (set JS_BENCH)"; exit 1; }
 
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
-cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench dht_bench room_bench p2p > /dev/null
+cmake --build build -j"$(nproc)" --target core_bench bee_bench replicate_bench dht_bench room_bench udx_bench p2p > /dev/null
 
 js=build/bench-js
 if [ ! -d "$js/node_modules" ]; then
@@ -120,6 +120,18 @@ build/bench/room_bench 100000 10 | tail -n 1 >> "$out"
 python3 bench/chat_latency.py build/p2p 100 >> "$out"
 fi
 
+# Connections: 256 MiB over one UDX stream on loopback (and a TCP stream on
+# the same loop), JavaScript udx-native then p2p; the time from 'p2p swarm
+# join --pipe' starting until the first byte of a peer that joined before it.
+if want udx; then
+echo "bench: JavaScript and p2p udx-bulk (256 MiB on loopback)..." >&2
+[ -d bench/js-extra/node_modules ] || (cd bench/js-extra && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/js-extra && node udx-bulk.mjs 256) | tail -n 1 >> "$out"
+build/bench/udx_bench 256 >> "$out"
+echo "bench: p2p swarm first data (10 rounds)..." >&2
+python3 bench/swarm_first_data.py build/p2p 10 >> "$out"
+fi
+
 # Whole-process 'p2p core get NAME INDEX', averaged over 200 runs.
 if want core; then
 home=$(mktemp -d)
@@ -208,6 +220,24 @@ if rm_:
 if cl:
   print(f"chat: a line entered in one home printed by another: median {cl['median_ms']:.1f} ms, p90 {cl['p90_ms']:.1f} ms "
         f"over {cl['messages']} messages (target: median < 100 ms).")
+
+ju, cu, sf = find("udx-bulk", False), find("udx-bulk", True), find("swarm-first-data", True)
+if (ju and cu) or sf:
+  print("\n| workload | unit | JavaScript | p2p | ratio | target | met |")
+  print("|---|---|---|---|---|---|---|")
+if ju and cu:
+  row("udx: bulk transfer, one stream, loopback (256 MiB)", "MB/s", ju["udx_MB_per_s"], cu["udx_MB_per_s"], 1)
+  print(f"| udx: p2p UDX against p2p's plain TCP (same loop) | MB/s | TCP {cu['tcp_MB_per_s']:,.0f} | UDX {cu['udx_MB_per_s']:,.0f} | "
+        f"{cu['udx_MB_per_s'] / cu['tcp_MB_per_s']:.2f}x | ≥ 0.5x | {'yes' if cu['udx_MB_per_s'] >= 0.5 * cu['tcp_MB_per_s'] else 'NO'} |")
+  print(f"| udx: retransmitted packets (256 MiB) | packets | {ju['retransmits']:,} | {cu['retransmits']:,} | | | |")
+if sf:
+  print(f"| swarm: join until the first byte from a peer, median of {sf['rounds']} | ms | (see below) | {sf['median_ms']:,.0f} | | < 1000 ms | "
+        f"{'yes' if sf['median_ms'] < 1000 else 'NO'} |")
+if ju:
+  print(f"\nNode's net TCP in the same JavaScript process: {ju['tcp_MB_per_s']:,.0f} MB/s; JavaScript UDX is {ju['udx_MB_per_s'] / ju['tcp_MB_per_s']:.2f}x of it.")
+if sf:
+  print(f"swarm first data: median {sf['median_ms']:.0f} ms, max {sf['max_ms']:.0f} ms over {sf['rounds']} rounds "
+        f"(JavaScript hyperswarm, measured by the issue's author: a first connection after 19 ms that carried nothing, 36 s until a working one).")
 
 jd, cd = find("drive-put-get", False), find("drive", True)
 GiB = 1024.0

@@ -470,6 +470,10 @@ struct Stream::State {
     for (size_t i = 0; i < outgoing.size(); i++) {
       const Sent& p = outgoing[i];
       uint64_t s = remote_acked + i;
+      // New data goes out in seq order: once a packet sent only once went
+      // after the RACK packet, every later one did too (a retransmission only
+      // moves later). Without this the scan is the whole window per ACK.
+      if (p.transmits == 1 && !sent_before(p.sent_at, s, rack_sent_at, rack_seq)) break;
       if (p.sacked || p.lost || !sent_before(p.sent_at, s, rack_sent_at, rack_seq)) continue;
       uint64_t deadline = p.sent_at + rack_rtt + reorder_window();
       if (deadline <= t) {
