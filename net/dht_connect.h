@@ -4,9 +4,10 @@
 // those with FIND_PEER and sends them a Noise IK handshake (PEER_HANDSHAKE),
 // which they relay to the server and whose answer they relay back. Both ends
 // then open a UDX stream to each other on the DHT's socket and start a
-// secret stream from the handshake's keys. Holepunching and blind relays are
-// not here yet: this reaches servers that are reachable (open firewall, LAN,
-// loopback), which the handshake payload says.
+// secret stream from the handshake's keys. When neither end is reachable
+// and they are not on one LAN, both holepunch (PEER_HOLEPUNCH through the
+// relay, then probes between the two main sockets: net/dht_nat.h), the
+// consistent-NAT strategy only. Blind relays are not here.
 #pragma once
 
 #include <functional>
@@ -20,17 +21,27 @@
 #include "core/crypto.h"
 #include "net/dht_connect_messages.h"
 #include "net/hyperdht.h"
+#include "net/dht_nat.h"
 #include "net/noise.h"
+#include "net/udp_demux.h"
 #include "net/udx.h"
 
 namespace p2p::dht {
+
+// How a connection was made: the handshake went straight to the server
+// (direct); or through a relay, the stream then straight to an address of the
+// peer's that was reachable (relayed: an open peer, or one on our LAN); or
+// through a relay, both NATs punched for the stream (holepunched).
+enum class How { direct, relayed, holepunched };
+const char* to_string(How how);
 
 struct Established {
   std::unique_ptr<udx::Stream> stream;
   net::HandshakeResult handshake;  // tx, rx, hash, the remote public key
   bool initiator = false;          // we dialled
-  Address remote{};                // where the stream goes (may change once the peer's first packet comes)
-  bool relayed = false;            // the handshake went through a relay
+  Address remote{};                // where the stream goes
+  How how = How::direct;
+  bool relayed = false;            // how != direct: the handshake went through a relay
   // Stream bytes that come before the owner reads (the peer's first message
   // often beats the handshake's reply); it keeps filling until then.
   std::shared_ptr<Bytes> early_data;
@@ -42,9 +53,19 @@ class Connector {
   // Asked before a handshake from `remote` is answered; false refuses it
   // (the client hears ABORTED at once rather than waiting).
   using Admit = std::function<bool(const Key32& remote)>;
-  static constexpr uint64_t kConnectTimeoutMs = 20'000;
+  // A whole dial: the handshake, then the path (holepunching included).
+  static constexpr uint64_t kConnectTimeoutMs = 30'000;
+  // hyperdht's HANDSHAKE_INITIAL_TIMEOUT and handshakeClearWait: a server waits
+  // this long for a client that must come to it (or start punching), and
+  // forgets a handshake this long after it ended.
+  static constexpr uint64_t kHandshakeWaitMs = 10'000;
+  static constexpr uint64_t kHandshakeClearMs = 10'000;
+  // Holepunch state kept per listening key (hyperdht's holepunch slots).
+  static constexpr size_t kMaxHandshakes = 256;
 
-  Connector(HyperDht& dht, udx::Mux& mux);
+  // The streams' socket is `demux`'s: holepunch probes and the main socket's
+  // own requests come through it.
+  Connector(HyperDht& dht, udx::Mux& mux, UdpDemux& demux);
   ~Connector();
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
@@ -58,26 +79,68 @@ class Connector {
   std::vector<Address> relays(const Key32& public_key) const;
 
   // Dials `remote`. `relay_hints` (a peer record's relay addresses) are tried
-  // before the FIND_PEER query's answers.
+  // before the FIND_PEER query's answers. A failure's message names
+  // hyperdht's error where there is one (HOLEPUNCH_ABORTED, ...).
   void connect(const crypto::KeyPair& key_pair, const Key32& remote, std::vector<Address> relay_hints,
                std::function<void(Result<Established>)> done);
 
  private:
   struct Server;
+  struct Handshake;
   struct Dial;
+  struct Sampling;
+  struct PunchReply;
+  using DialPtr = std::shared_ptr<Dial>;
+
   std::optional<Answer> on_peer_request(const InboundRequest& in);
+  // server
   std::optional<Answer> on_handshake_as_server(Server& server, const InboundRequest& in, const HandshakeMessage& m);
+  std::optional<size_t> free_handshake_slot(const Server& server) const;
+  std::vector<RelayInfo> holepunch_relays(const Server& server) const;
+  void start_server_path(const std::shared_ptr<Handshake>& hs, const NoisePayload& client, const Address& seen_as);
+  bool on_first_packet(Handshake& hs, const Address& from);
+  void emit(Handshake& hs, const Address& remote, How how);
+  void abort_handshake(Handshake& hs);
+  void forget_later(Handshake& hs);
+  void on_holepunch_as_server(Server& server, const InboundRequest& in, const HolepunchMessage& m);
+  void answer_holepunch(Handshake& hs, const Request& req, const Address& relay, const Address& client,
+                        const HolepunchPayload& remote, bool from_our_relay, const Hash32& token);
+  void reply_holepunch(const Request& req, const Address& relay, const Address& client, Bytes payload);
+  void reply_abort(Handshake& hs, const Request& req, const Address& relay, const Address& client);
+  // relay
   std::optional<Answer> on_handshake_as_relay(const InboundRequest& in, const HandshakeMessage& m);
+  void on_holepunch_as_relay(const InboundRequest& in, const HolepunchMessage& m);
   void announce_server(const Hash32& target);
   void report_relays(const Hash32& target, std::function<void(const std::vector<Address>&)> done);
   void schedule_reannounce();
   NoisePayload our_payload(uint32_t stream_id) const;
-  void try_relay(const std::shared_ptr<Dial>& dial, const Address& relay);
-  void finish_dial(const std::shared_ptr<Dial>& dial, const Reply& reply, const HandshakeMessage& m);
+  std::vector<Address> local_addresses() const;
+  // client
+  void try_relay(const DialPtr& dial, const Address& relay);
+  void on_reply(const DialPtr& dial, const Reply& reply, const HandshakeMessage& m);
+  void choose_path(const DialPtr& dial);
+  void try_lan(const DialPtr& dial, const Address& lan);
+  void start_holepunch(const DialPtr& dial);
+  void probe_round(const DialPtr& dial, bool retry);
+  void after_probe(const DialPtr& dial, bool retry, const PunchReply& reply);
+  void punch_round(const DialPtr& dial, const PunchReply& probe);
+  void send_holepunch(const DialPtr& dial, const Address& peer, const Address& relay, const HolepunchPayload& payload,
+                      std::function<void(const DialPtr&, const PunchReply&)> next);
+  void abort_dial(const DialPtr& dial, const std::string& why);
+  void connect_dial(const DialPtr& dial, const Address& to, How how);
+  void fail(const DialPtr& dial, const std::string& why);
+  // the main socket's NAT, for a puncher
+  std::unique_ptr<Holepuncher> make_puncher(bool initiator, uint64_t remote_firewall);
+  void sample_pass(const std::shared_ptr<Sampling>& s);
+  void sampling_over(const std::shared_ptr<Sampling>& s, NatAnalysis& nat);
 
   HyperDht& dht_;
   udx::Mux& mux_;
+  UdpDemux& demux_;
+  MainSocketRequests requests_;
+  ProbeRouter probes_;  // before servers_ and dials: their punchers leave it as they go
   std::map<Hash32, std::unique_ptr<Server>> servers_;  // by H(public key)
+  std::vector<std::weak_ptr<Dial>> dials_;
   Clock::TimerId reannounce_timer_ = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "net/dht_nat.h"
 
+#include <algorithm>
 #include <map>
 
 namespace p2p::dht {
@@ -25,6 +26,249 @@ std::optional<Address> NatSampler::address() const {
   for (const auto& [ip, count] : hosts)
     if (count >= threshold) return Address{ip, 0};
   return std::nullopt;
+}
+
+// --- NatAnalysis ---
+
+NatAnalysis::NatAnalysis(bool open) : open_(open), firewall_(open ? Firewall::open : Firewall::unknown) {
+  // A reachable node's socket needs no samples to be punched towards.
+  if (open_) analyzed_ = true;
+}
+
+void NatAnalysis::count(std::vector<Sample>& samples, const Address& a) {
+  auto it = std::find_if(samples.begin(), samples.end(), [&](const Sample& s) { return s.address == a; });
+  if (it == samples.end()) {
+    samples.push_back(Sample{a, 1});
+    return;
+  }
+  it->hits++;
+  // Keep the most hits first (earlier samples win ties, as nat.js).
+  while (it != samples.begin() && std::prev(it)->hits < it->hits) {
+    std::iter_swap(it, std::prev(it));
+    --it;
+  }
+}
+
+void NatAnalysis::add(const Address& seen_as, const Address& from) {
+  if (sources_.size() >= kMaxSources || std::find(sources_.begin(), sources_.end(), from) != sources_.end()) return;
+  sources_.push_back(from);
+  count(hosts_, Address{seen_as.ip, 0});
+  count(full_, seen_as);
+  sampled_++;
+  if ((sampled_ >= 3 || open_) && !frozen_) update();
+  if (firewall_ == Firewall::consistent || firewall_ == Firewall::open || sampled_ >= kMinSamples) resolve();
+}
+
+void NatAnalysis::update() {
+  if (open_) {
+    firewall_ = Firewall::open;
+  } else if (sampled_ >= 3) {
+    size_t top = full_[0].hits;
+    if (top >= 3) firewall_ = Firewall::consistent;
+    else if (top == 1) firewall_ = Firewall::random;
+    // Two hits: one host and a bad sample or two is random; two hosts seen
+    // twice each (a multi-homed NAT) is consistent; undecided after all the
+    // samples we expect is random.
+    else if (hosts_.size() == 1 && sampled_ > 3) firewall_ = Firewall::random;
+    else if (hosts_.size() > 1 && full_[1].hits > 1) firewall_ = Firewall::consistent;
+    else if (sampled_ > 4) firewall_ = Firewall::random;
+  }
+  switch (firewall_) {
+    case Firewall::unknown:
+      addresses_.reset();
+      break;
+    case Firewall::random:
+      addresses_ = std::vector<Address>{hosts_[0].address};  // the host; its ports are anyone's guess
+      break;
+    case Firewall::consistent:
+    case Firewall::open:
+      addresses_ = std::vector<Address>{};
+      for (const auto& s : full_)
+        if (s.hits >= 2 || addresses_->size() < 2) addresses_->push_back(s.address);
+      break;
+  }
+}
+
+bool NatAnalysis::has_address(const Address& a) const {
+  return addresses_ && std::find(addresses_->begin(), addresses_->end(), a) != addresses_->end();
+}
+
+void NatAnalysis::when_analyzed(std::function<void()> fn) {
+  if (analyzed_) return fn();
+  waiters_.push_back(std::move(fn));
+}
+
+void NatAnalysis::resolve() {
+  if (analyzed_) return;
+  analyzed_ = true;
+  // A waiter may end the puncher that owns us: nothing here touches `this` after.
+  auto waiters = std::move(waiters_);
+  waiters_.clear();
+  for (auto& fn : waiters) fn();
+}
+
+// --- Holepuncher ---
+
+namespace {
+
+// An open NAT is punched like a consistent one; anything above consistent
+// (random, or a number we do not know) is not.
+uint64_t coerce(uint64_t firewall) {
+  return firewall == static_cast<uint64_t>(Firewall::open) ? static_cast<uint64_t>(Firewall::consistent) : firewall;
+}
+
+constexpr size_t kMaxContacted = 16;
+
+}  // namespace
+
+Holepuncher::Holepuncher(Clock& clock, DatagramSocket& socket, ProbeRouter& router, bool initiator,
+                         uint64_t remote_firewall, bool open)
+    : clock_(clock),
+      socket_(socket),
+      router_(router),
+      initiator_(initiator),
+      nat_(std::make_shared<NatAnalysis>(open)),
+      remote_firewall_(remote_firewall) {
+  router_.add(this);
+}
+
+Holepuncher::~Holepuncher() {
+  stop();
+  router_.remove(this);
+}
+
+void Holepuncher::stop() {
+  stopped_ = true;
+  punching_ = false;
+  clock_.cancel_timer(timer_);
+  timer_ = 0;
+}
+
+void Holepuncher::update_remote(bool punching, uint64_t firewall, const std::optional<std::vector<Address>>& addresses,
+                                const std::optional<std::array<uint8_t, 4>>& verified_host) {
+  auto was_verified = [&](const Address& a) {
+    return std::any_of(remote_.begin(), remote_.end(), [&](const Remote& r) { return r.verified && r.address.ip == a.ip; });
+  };
+  std::vector<Remote> fresh;
+  if (addresses) {
+    for (const auto& a : *addresses) {
+      if (fresh.size() >= kMaxRemoteAddresses) break;
+      fresh.push_back(Remote{a, (verified_host && *verified_host == a.ip) || was_verified(a)});
+    }
+  }
+  remote_ = std::move(fresh);
+  remote_firewall_ = firewall;
+  remote_punching_ = punching;
+}
+
+bool Holepuncher::stable() const {
+  uint64_t random = static_cast<uint64_t>(Firewall::random);
+  Firewall ours = nat_->firewall();
+  if (ours == Firewall::unknown) return false;
+  return !(remote_firewall_ >= random && static_cast<uint64_t>(ours) >= random);
+}
+
+void Holepuncher::send_probe(const Address& to, int ttl) {
+  static const uint8_t kProbe[1] = {0};
+  if (ttl == kDefaultTtl) socket_.send(to, ByteView(kProbe, 1));
+  else socket_.send_ttl(to, ByteView(kProbe, 1), ttl);
+  remember(to);
+}
+
+void Holepuncher::remember(const Address& a) {
+  if (contacted_.size() < kMaxContacted && std::find(contacted_.begin(), contacted_.end(), a) == contacted_.end()) {
+    contacted_.push_back(a);
+  }
+}
+
+void Holepuncher::open_session(const Address& to) {
+  if (!stopped_) send_probe(to, kLowTtl);
+}
+
+void Holepuncher::ping(const Address& to) {
+  if (!stopped_) send_probe(to, kDefaultTtl);
+}
+
+bool Holepuncher::punch() {
+  if (punch_result_) return *punch_result_;
+  uint64_t consistent = static_cast<uint64_t>(Firewall::consistent);
+  bool ok = !stopped_ && !connected_ && !remote_.empty() &&
+            coerce(static_cast<uint64_t>(nat_->firewall())) == consistent && coerce(remote_firewall_) == consistent;
+  punch_result_ = ok;
+  if (!ok) return false;
+  punching_ = true;
+  // The initiator starts at once; the other side's fast-mode ping has just
+  // gone out, so it waits a second first.
+  if (initiator_) tick();
+  else timer_ = clock_.start_timer(kPunchIntervalMs, [this] { tick(); });
+  return true;
+}
+
+void Holepuncher::tick() {
+  timer_ = 0;
+  if (!punching_) return;
+  if (tries_ >= kConsistentTries) return give_up();
+  tries_++;
+  for (const auto& r : remote_) {
+    if (r.verified || (tries_ & 3) == 0) send_probe(r.address, kDefaultTtl);
+  }
+  timer_ = clock_.start_timer(kPunchIntervalMs, [this] { tick(); });
+}
+
+void Holepuncher::give_up() {
+  stop();
+  if (connected_) return;
+  auto cb = on_abort;  // may destroy us: the last thing done
+  if (cb) cb();
+}
+
+bool Holepuncher::knows(const Address& from, bool exact) const {
+  auto match = [&](const Address& a) { return exact ? a == from : a.ip == from.ip; };
+  return std::any_of(remote_.begin(), remote_.end(), [&](const Remote& r) { return match(r.address); }) ||
+         std::any_of(contacted_.begin(), contacted_.end(), match);
+}
+
+void Holepuncher::on_probe(const Address& from) {
+  if (stopped_ || from.port == 0) return;
+  if (!initiator_) {
+    // The peer's probe got through our NAT; ours back tells it the way is open.
+    if (echoes_ < kMaxEchoes) {
+      echoes_++;
+      send_probe(from, kDefaultTtl);
+    }
+    return;
+  }
+  if (connected_) return;
+  connected_ = true;
+  punching_ = false;
+  clock_.cancel_timer(timer_);
+  timer_ = 0;
+  auto cb = on_connect;  // may destroy us: the last thing done
+  if (cb) cb(from);
+}
+
+// --- ProbeRouter ---
+
+void ProbeRouter::remove(Holepuncher* p) { std::erase(punchers_, p); }
+
+void ProbeRouter::on_probe(const Address& from) {
+  // Every puncher that knows the exact sender: two peers dialling each other
+  // at once punch twice between the same two sockets (our dial's puncher
+  // connects on it, our server's echoes it).
+  std::vector<Holepuncher*> targets;
+  for (auto* p : punchers_)
+    if (p->knows(from, true)) targets.push_back(p);
+  if (targets.empty()) {
+    // A NAT that gave the peer another port for us: its host will do, when
+    // only one punch knows it.
+    for (auto* p : punchers_)
+      if (p->knows(from, false)) targets.push_back(p);
+    if (targets.size() != 1) return;
+  }
+  for (auto* p : targets) {
+    // A callback may have ended a puncher on the list.
+    if (std::find(punchers_.begin(), punchers_.end(), p) != punchers_.end()) p->on_probe(from);
+  }
 }
 
 }  // namespace p2p::dht

@@ -144,9 +144,12 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
   m.streams = std::make_unique<udx::Mux>(*m.clock, *m.socket);
   m.demux->set_stream_handler([mux = m.streams.get()](const Address& from, ByteView d) { return mux->handle(from, d); });
   m.node = std::make_unique<Node>(*m.clock, m.demux->dht_socket(), std::move(config), m.client_socket.get());
+  // Holepunching sends from the main socket; an adaptive node must not take
+  // the answers its NAT then lets in for proof that it is reachable.
+  if (m.client_socket) m.demux->guard_reachability_check(*m.clock, [node = m.node.get()] { return node->firewalled(); });
   m.dht = std::make_unique<HyperDht>(*m.node, options.limits);
   // Every node relays handshakes for the servers whose records it holds.
-  m.connector = std::make_unique<Connector>(*m.dht, *m.streams);
+  m.connector = std::make_unique<Connector>(*m.dht, *m.streams, *m.demux);
   return rt;
 }
 

@@ -6,26 +6,42 @@ namespace p2p::dht {
 
 class SimNetwork::Socket : public DatagramSocket {
  public:
-  Socket(SimNetwork& net, Address address, bool firewalled) : net_(net), address_(address), firewalled_(firewalled) {}
-  ~Socket() override { net_.sockets_.erase(address_); }
+  enum class Nat { none, consistent, random };
+  Socket(SimNetwork& net, Address address, Nat nat) : net_(net), address_(address), nat_(nat) {}
+  ~Socket() override {
+    net_.sockets_.erase(address_);
+    for (const auto& [to, alias] : mapped_) net_.sockets_.erase(alias);
+  }
   void send(const Address& to, ByteView datagram) override {
-    if (firewalled_) contacted_.insert(to);
-    net_.send(address_, to, datagram);
+    if (nat_ != Nat::none) contacted_.insert(to);
+    net_.send(nat_ == Nat::random ? alias_for(to) : address_, to, datagram);
   }
   Address local_address() const override { return address_; }
   void set_receiver(Receiver r) override { receiver_ = std::move(r); }
-  // False when the firewall stopped it.
-  bool deliver(const Address& from, ByteView d) {
-    if (firewalled_ && !contacted_.count(from)) return false;
+  // False when the firewall stopped it; `to` is the address it was sent to.
+  bool deliver(const Address& from, const Address& to, ByteView d) {
+    if (nat_ != Nat::none && !contacted_.count(from)) return false;
+    if (nat_ == Nat::random && (to == address_ || mapped_.at(from) != to)) return false;
     if (receiver_) receiver_(from, d);
     return true;
   }
 
  private:
+  // The public address a destination sees us at: a fresh port per destination.
+  Address alias_for(const Address& to) {
+    auto it = mapped_.find(to);
+    if (it != mapped_.end()) return it->second;
+    Address alias{address_.ip, net_.next_nat_port_++};
+    while (net_.sockets_.count(alias)) alias.port = net_.next_nat_port_++;
+    net_.sockets_[alias] = this;
+    return mapped_[to] = alias;
+  }
+
   SimNetwork& net_;
   Address address_;
-  bool firewalled_;
+  Nat nat_;
   std::set<Address> contacted_;
+  std::map<Address, Address> mapped_;  // destination -> our public address for it
   Receiver receiver_;
 };
 
@@ -36,7 +52,13 @@ SimNetwork::~SimNetwork() {
 }
 
 std::unique_ptr<DatagramSocket> SimNetwork::open_socket(const Address& address, bool firewalled) {
-  auto s = std::make_unique<Socket>(*this, address, firewalled);
+  auto s = std::make_unique<Socket>(*this, address, firewalled ? Socket::Nat::consistent : Socket::Nat::none);
+  sockets_[address] = s.get();
+  return s;
+}
+
+std::unique_ptr<DatagramSocket> SimNetwork::open_random_nat_socket(const Address& address) {
+  auto s = std::make_unique<Socket>(*this, address, Socket::Nat::random);
   sockets_[address] = s.get();
   return s;
 }
@@ -96,7 +118,7 @@ bool SimNetwork::run_until(const std::function<bool()>& done, uint64_t max_ms) {
       dropped_++;  // nobody there (a killed node)
       continue;
     }
-    if (s->second->deliver(p.mapped().from, p.mapped().bytes)) delivered_++;
+    if (s->second->deliver(p.mapped().from, p.mapped().to, p.mapped().bytes)) delivered_++;
     else dropped_++;
   }
   return true;

@@ -27,8 +27,11 @@ class SimNetwork : public Clock {
   void set_conditions(SimConditions c) { conditions_ = c; }
   // A socket at `address` (an unused one). Destroying it takes it off the network.
   // A firewalled socket only receives from addresses it has sent to (a NAT
-  // that keeps the port but filters unsolicited packets).
+  // that keeps the port but filters unsolicited packets: a "consistent" NAT).
   std::unique_ptr<DatagramSocket> open_socket(const Address& address, bool firewalled = false);
+  // A socket behind a "random" NAT: each destination sees it at a new port
+  // of its host, which passes in only that destination's packets.
+  std::unique_ptr<DatagramSocket> open_random_nat_socket(const Address& address);
   // Injects a datagram as if `from` had sent it (for hostile-input tests).
   void inject(const Address& from, const Address& to, ByteView datagram);
 
@@ -67,6 +70,7 @@ class SimNetwork : public Clock {
   std::map<uint64_t, Packet> packets_;  // by event seq
   std::map<Address, Socket*> sockets_;
   uint64_t delivered_ = 0, dropped_ = 0;
+  uint16_t next_nat_port_ = 20000;
 };
 
 }  // namespace p2p::dht

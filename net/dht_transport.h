@@ -29,6 +29,13 @@ class DatagramSocket {
   virtual ~DatagramSocket() = default;
   // Best effort, like UDP: a datagram may be lost.
   virtual void send(const Address& to, ByteView datagram) = 0;
+  // The same with the IP time-to-live set for this datagram only: holepunching
+  // opens a NAT mapping with a probe that dies before the peer's NAT (TTL 5).
+  // Sockets that cannot set it (the simulation) send it as usual.
+  virtual void send_ttl(const Address& to, ByteView datagram, int ttl) {
+    (void)ttl;
+    send(to, datagram);
+  }
   virtual Address local_address() const = 0;
   virtual void set_receiver(Receiver receiver) = 0;
 };

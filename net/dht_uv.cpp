@@ -1,5 +1,7 @@
 #include "net/dht_uv.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <cstring>
@@ -152,6 +154,25 @@ void UvUdpSocket::send(const Address& to, ByteView datagram) {
                   [](uv_udp_send_t* r, int) { delete static_cast<Send*>(r->data); }) != 0) {
     delete s;
   }
+}
+
+void UvUdpSocket::send_ttl(const Address& to, ByteView datagram, int ttl) {
+  // libuv has no per-send TTL (libudx has udx_socket_send_ttl): set IP_TTL
+  // around one synchronous send and put the old value back. A datagram the
+  // kernel cannot take at once is dropped rather than queued, since a queued
+  // copy would leave later with whatever TTL is set then; probes are best
+  // effort anyway.
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(impl_->handle), &fd) != 0) return;
+  int old = 64;
+  socklen_t len = sizeof old;
+  if (getsockopt(fd, IPPROTO_IP, IP_TTL, &old, &len) != 0) return;
+  if (setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) != 0) return;
+  sockaddr_in sa = to_sockaddr(to);
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
+                             static_cast<unsigned>(datagram.size()));
+  uv_udp_try_send(impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa));
+  setsockopt(fd, IPPROTO_IP, IP_TTL, &old, sizeof old);
 }
 
 Address UvUdpSocket::local_address() const { return impl_->local; }

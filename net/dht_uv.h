@@ -30,6 +30,7 @@ class UvUdpSocket : public DatagramSocket {
   static Result<std::unique_ptr<UvUdpSocket>> bind(uv_loop_s* loop, const std::string& host, uint16_t port);
   ~UvUdpSocket() override;
   void send(const Address& to, ByteView datagram) override;
+  void send_ttl(const Address& to, ByteView datagram, int ttl) override;
   Address local_address() const override;
   void set_receiver(Receiver receiver) override;
 

@@ -29,7 +29,8 @@ struct SwarmArgs {
 struct Peer {
   Key32 key{};
   dht::Address address{};
-  bool initiator = false, relayed = false;
+  bool initiator = false;
+  dht::How how = dht::How::direct;
   std::unique_ptr<net::MessageChannel> channel;
 };
 
@@ -37,7 +38,7 @@ nlohmann::json peer_json(const char* event, const Peer& p) {
   return {{"event", event},
           {"publicKey", to_hex(p.key)},
           {"address", p.address.to_string()},
-          {"how", p.relayed ? "relayed" : "direct"},
+          {"how", dht::to_string(p.how)},
           {"initiator", p.initiator}};
 }
 
@@ -155,11 +156,12 @@ int join(Context& ctx, const SwarmArgs& a) {
       (a.pipe ? std::cerr : std::cout) << j.dump() << std::endl;
     } else if (!a.pipe) {
       std::cout << event << " " << to_hex(p.key) << " " << p.address.to_string() << " "
-                << (p.relayed ? "relayed" : "direct") << (p.initiator ? " (dialled)" : " (accepted)");
+                << dht::to_string(p.how) << (p.initiator ? " (dialled)" : " (accepted)");
       if (!why.empty()) std::cout << ": " << why;
       std::cout << std::endl;
     } else {
-      ctx.info(std::string(event) + " " + to_hex(p.key).substr(0, 16) + " at " + p.address.to_string());
+      ctx.info(std::string(event) + " " + to_hex(p.key).substr(0, 16) + " at " + p.address.to_string() + " (" +
+               dht::to_string(p.how) + ")");
     }
   };
 
@@ -216,7 +218,7 @@ int join(Context& ctx, const SwarmArgs& a) {
     p.key = key;
     p.address = e.remote;
     p.initiator = e.initiator;
-    p.relayed = e.relayed;
+    p.how = e.how;
     auto stream = std::make_unique<net::SecretStream>(e.initiator, e.handshake);
     p.channel = std::make_unique<net::MessageChannel>(net::udx_transport(std::move(e.stream), r.node().clock(), std::move(e.early_data)),
                                                       std::move(stream));
@@ -228,6 +230,7 @@ int join(Context& ctx, const SwarmArgs& a) {
             [&, is_pipe](ByteView m) {
               if (!is_pipe) return;
               std::cout.write(reinterpret_cast<const char*>(m.data()), static_cast<std::streamsize>(m.size()));
+              std::cout.flush();  // a reader of the pipe sees each message as it comes
             },
         .on_end =
             [&, is_pipe] {

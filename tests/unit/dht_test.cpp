@@ -1,14 +1,19 @@
 // The DHT on a simulated network: routing, queries, HyperDHT records, expiry,
-// churn, packet loss and hostile datagrams, all in simulated time.
+// churn, packet loss and hostile datagrams, all in simulated time; then
+// connections by public key between peers behind simulated NATs
+// (holepunching), and the NAT analysis and puncher on their own.
 #include <catch2/catch.hpp>
 
 #include <random>
 #include <set>
 
 #include "core/crypto.h"
+#include "core/encoding.h"
+#include "net/dht_connect.h"
 #include "net/dht_query.h"
 #include "net/dht_sim.h"
 #include "net/hyperdht.h"
+#include "net/udp_demux.h"
 
 using namespace p2p;
 using namespace p2p::dht;
@@ -438,4 +443,374 @@ TEST_CASE("dht: a simulated run is the same every time", "[dht]") {
     return std::make_pair(sim.net.delivered(), sim.net.now_ms());
   };
   CHECK(run() == run());
+}
+
+// --- connections by public key behind NATs ---------------------------------------------
+
+namespace {
+
+enum class Behind { nothing, consistent_nat, random_nat };
+
+// A node wired as dht_runtime wires one: one socket for the DHT node, the UDX
+// streams and the connector (every node relays handshakes).
+struct Wired {
+  std::unique_ptr<DatagramSocket> socket;
+  std::unique_ptr<UdpDemux> demux;
+  std::unique_ptr<udx::Mux> mux;
+  std::unique_ptr<Node> node;
+  std::unique_ptr<HyperDht> dht;
+  std::unique_ptr<Connector> connector;
+  Address address() const { return socket->local_address(); }
+};
+
+struct ConnectSim {
+  SimNetwork net;
+  std::vector<std::unique_ptr<Wired>> nodes;
+  size_t next_address = 1;
+
+  explicit ConnectSim(uint64_t seed) : net(seed) {}
+
+  Wired& add(Behind behind, bool persistent, std::vector<Address> bootstrap) {
+    auto w = std::make_unique<Wired>();
+    Address a = sim_address(next_address++);
+    w->socket = behind == Behind::random_nat ? net.open_random_nat_socket(a)
+                                             : net.open_socket(a, behind == Behind::consistent_nat);
+    w->demux = std::make_unique<UdpDemux>(*w->socket);
+    w->mux = std::make_unique<udx::Mux>(net, *w->socket);
+    w->demux->set_stream_handler([mux = w->mux.get()](const Address& from, ByteView d) { return mux->handle(from, d); });
+    NodeConfig config;
+    config.bootstrap = std::move(bootstrap);
+    if (persistent) config.public_address = a;
+    config.seed = next_address * 104729;
+    w->node = std::make_unique<Node>(net, w->demux->dht_socket(), config);
+    w->dht = std::make_unique<HyperDht>(*w->node);
+    w->connector = std::make_unique<Connector>(*w->dht, *w->mux, *w->demux);
+    nodes.push_back(std::move(w));
+    return *nodes.back();
+  }
+
+  void join(Wired& w) {
+    bool done = false;
+    w.node->bootstrap([&] { done = true; });
+    REQUIRE(net.run_until([&] { return done; }, 60'000));
+  }
+
+  // n persistent nodes on the open network, then peers behind NATs.
+  void grow(size_t n) {
+    join(add(Behind::nothing, true, {}));
+    for (size_t i = 1; i < n; i++) join(add(Behind::nothing, true, {nodes.front()->address()}));
+  }
+  Wired& peer(Behind behind) {
+    Wired& w = add(behind, false, {nodes.front()->address()});
+    join(w);
+    return w;
+  }
+
+  void listen(Wired& server, const crypto::KeyPair& kp, std::optional<Established>& accepted) {
+    bool announced = false;
+    server.connector->listen(
+        kp, [&accepted](Established e) { accepted = std::move(e); }, [&](const std::vector<Address>&) { announced = true; });
+    REQUIRE(net.run_until([&] { return announced; }, 60'000));
+  }
+};
+
+// Everything a stream receives, early data first.
+std::shared_ptr<Bytes> collect(Established& e) {
+  auto got = std::make_shared<Bytes>(*e.early_data);
+  e.stream->on_data = [got](ByteView b) { got->insert(got->end(), b.begin(), b.end()); };
+  return got;
+}
+
+Bytes pattern(size_t n, uint8_t seed) {
+  Bytes b(n);
+  for (size_t i = 0; i < n; i++) b[i] = static_cast<uint8_t>(seed + i * 7 + (i >> 9));
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("connect: two peers behind consistent NATs holepunch and carry bytes both ways", "[dht][connect]") {
+  ConnectSim sim(21);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::consistent_nat);
+  Wired& client = sim.peer(Behind::consistent_nat);
+  CHECK(server.node->firewall() == Firewall::consistent);
+  auto skp = key_pair(31), ckp = key_pair(32);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+
+  std::optional<Result<Established>> dialled;
+  client.connector->connect(ckp, skp.public_key, {}, [&](Result<Established> r) { dialled = std::move(r); });
+  REQUIRE(sim.net.run_until([&] { return dialled.has_value(); }, 60'000));
+  INFO(dialled->status().message());
+  REQUIRE(dialled->ok());
+  Established& c = dialled->value();
+  // The server's stream connects on the client's first packet (a secret
+  // stream's header, in real use).
+  auto at_client = collect(c);
+  Bytes up = pattern(200'000, 1), down = pattern(150'000, 2);
+  c.stream->write(up);
+  REQUIRE(sim.net.run_until([&] { return accepted.has_value(); }, 20'000));
+  CHECK(c.how == How::holepunched);
+  CHECK(c.relayed);
+  CHECK(c.initiator);
+  CHECK(c.remote == server.address());
+  CHECK(accepted->how == How::holepunched);
+  CHECK_FALSE(accepted->initiator);
+  CHECK(accepted->remote == client.address());
+  CHECK(accepted->handshake.remote_public_key == ckp.public_key);
+  CHECK(c.handshake.tx == accepted->handshake.rx);
+
+  auto at_server = collect(*accepted);
+  accepted->stream->write(down);
+  REQUIRE(sim.net.run_until([&] { return *at_server == up && *at_client == down; }, 60'000));
+}
+
+TEST_CASE("connect: a peer on the open network is reached without punching", "[dht][connect]") {
+  ConnectSim sim(22);
+  sim.grow(10);
+  // A persistent server answers a handshake sent straight to it: direct.
+  Wired& server = sim.add(Behind::nothing, true, {sim.nodes.front()->address()});
+  sim.join(server);
+  Wired& client = sim.peer(Behind::consistent_nat);
+  auto skp = key_pair(41), ckp = key_pair(42);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+  std::optional<Result<Established>> dialled;
+  client.connector->connect(ckp, skp.public_key, {server.address()},
+                            [&](Result<Established> r) { dialled = std::move(r); });
+  REQUIRE(sim.net.run_until([&] { return dialled.has_value() && accepted.has_value(); }, 60'000));
+  REQUIRE(dialled->ok());
+  CHECK(dialled->value().how == How::direct);
+  CHECK_FALSE(dialled->value().relayed);
+  CHECK(accepted->how == How::direct);
+  auto at_server = collect(*accepted);
+  dialled->value().stream->write(pattern(5000, 3));
+  REQUIRE(sim.net.run_until([&] { return at_server->size() == 5000; }, 20'000));
+}
+
+TEST_CASE("connect: a randomized NAT is not punched; the dial fails in bounded time", "[dht][connect]") {
+  ConnectSim sim(23);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::consistent_nat);
+  Wired& client = sim.peer(Behind::random_nat);
+  auto skp = key_pair(51), ckp = key_pair(52);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+  std::optional<Result<Established>> dialled;
+  int calls = 0;
+  client.connector->connect(ckp, skp.public_key, {}, [&](Result<Established> r) {
+    calls++;
+    dialled = std::move(r);
+  });
+  REQUIRE(sim.net.run_until([&] { return dialled.has_value(); }, Connector::kConnectTimeoutMs + 1000));
+  REQUIRE_FALSE(dialled->ok());
+  CHECK_THAT(dialled->status().message(), Catch::Contains("randomized"));
+  // The server heard the client give up: nothing is handed over, ever.
+  sim.net.run_for(60'000);
+  CHECK(calls == 1);
+  CHECK_FALSE(accepted.has_value());
+}
+
+TEST_CASE("connect: forged and malformed PEER_HOLEPUNCH messages are dropped", "[dht][connect]") {
+  ConnectSim sim(24);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::consistent_nat);
+  Wired& client = sim.peer(Behind::consistent_nat);
+  auto skp = key_pair(61), ckp = key_pair(62);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+  Hash32 target = crypto::hash({skp.public_key});
+
+  // A bystander that must never be sent anything by the relays.
+  Address victim_address{{10, 99, 0, 1}, 7000};
+  auto victim = sim.net.open_socket(victim_address);
+  size_t victim_got = 0;
+  victim->set_receiver([&](const Address&, ByteView) { victim_got++; });
+
+  std::mt19937_64 rng(5);
+  Address attacker{{10, 98, 0, 1}, 6000};
+  auto send = [&](const Address& to, const Hash32& t, ByteView value) {
+    Request r{.tid = static_cast<uint16_t>(rng()), .to = to, .command = kPeerHolepunch, .target = t, .value = to_bytes(value)};
+    sim.net.inject(attacker, to, encode_request(r));
+  };
+  for (int i = 0; i < 400; i++) {
+    HolepunchMessage m{.mode = rng() % 6, .id = rng() % 4, .payload = Bytes(rng() % 80), .peer_address = victim_address};
+    for (auto& b : m.payload) b = static_cast<uint8_t>(rng());
+    Bytes value = encode_holepunch_message(m);
+    if (i % 3 == 0) value.resize(rng() % (value.size() + 1));  // truncated
+    Hash32 t = i % 2 ? target : random_id(rng);                  // a target no relay holds
+    send(server.address(), t, value);
+    for (size_t n = 0; n < 3; n++) send(sim.nodes[n]->address(), i % 4 == 0 ? random_id(rng) : t, value);
+    sim.net.run_for(5);
+  }
+  sim.net.run_for(5000);
+  // Relays relayed for the real target only, to the server (never a victim
+  // whose record they do not hold), and the server answered nothing it could not open.
+  CHECK(victim_got == 0);
+  CHECK_FALSE(accepted.has_value());
+
+  // The real client still gets through.
+  std::optional<Result<Established>> dialled;
+  client.connector->connect(ckp, skp.public_key, {}, [&](Result<Established> r) {
+    dialled = std::move(r);
+    if (dialled->ok()) dialled->value().stream->write(pattern(10, 4));
+  });
+  REQUIRE(sim.net.run_until([&] { return dialled.has_value() && accepted.has_value(); }, 60'000));
+  REQUIRE(dialled->ok());
+  CHECK(dialled->value().how == How::holepunched);
+  CHECK(accepted->how == How::holepunched);
+}
+
+TEST_CASE("nat analysis: hyperdht's classification of a socket's NAT", "[dht][nat]") {
+  Address n1{{1, 1, 1, 1}, 1}, n2{{2, 2, 2, 2}, 2}, n3{{3, 3, 3, 3}, 3}, n4{{4, 4, 4, 4}, 4}, n5{{5, 5, 5, 5}, 5};
+  Address us{{9, 9, 9, 9}, 4000}, us2{{9, 9, 9, 9}, 4001}, us3{{9, 9, 9, 9}, 4002}, other{{8, 8, 8, 8}, 4000};
+  SECTION("the same address three times: consistent, analysed at once") {
+    NatAnalysis nat(false);
+    bool done = false;
+    nat.when_analyzed([&] { done = true; });
+    nat.add(us, n1);
+    nat.add(us, n1);  // one node counts once
+    nat.add(us, n2);
+    CHECK(nat.firewall() == Firewall::unknown);
+    CHECK_FALSE(nat.addresses());
+    CHECK_FALSE(done);
+    nat.add(us, n3);
+    CHECK(nat.firewall() == Firewall::consistent);
+    CHECK(done);
+    CHECK(nat.addresses() == std::vector<Address>{us});
+  }
+  SECTION("a new port for every node: random, the host alone") {
+    NatAnalysis nat(false);
+    nat.add(us, n1);
+    nat.add(us2, n2);
+    nat.add(us3, n3);
+    CHECK(nat.firewall() == Firewall::random);
+    CHECK_FALSE(nat.analyzed());  // random waits for the 4th sample
+    nat.add(Address{us.ip, 4003}, n4);
+    CHECK(nat.analyzed());
+    CHECK(nat.addresses() == std::vector<Address>{Address{us.ip, 0}});
+  }
+  SECTION("two hits: one host is random after four samples, two hosts twice each consistent") {
+    NatAnalysis one(false);
+    one.add(us, n1);
+    one.add(us, n2);
+    one.add(us2, n3);
+    CHECK(one.firewall() == Firewall::unknown);
+    one.add(us3, n4);
+    CHECK(one.firewall() == Firewall::random);
+    NatAnalysis two(false);
+    two.add(us, n1);
+    two.add(other, n2);
+    two.add(us, n3);
+    two.add(other, n4);
+    CHECK(two.firewall() == Firewall::consistent);
+    CHECK(two.addresses() == std::vector<Address>{us, other});
+  }
+  SECTION("frozen: later samples do not change what was told") {
+    NatAnalysis nat(false);
+    for (auto* n : {&n1, &n2, &n3}) nat.add(us, *n);
+    nat.freeze();
+    nat.add(us2, n4);
+    nat.add(us3, n5);
+    CHECK(nat.firewall() == Firewall::consistent);
+  }
+  SECTION("an open node needs no samples; settling ends an unknown analysis") {
+    CHECK(NatAnalysis(true).firewall() == Firewall::open);
+    CHECK(NatAnalysis(true).analyzed());
+    NatAnalysis nat(false);
+    nat.add(us, n1);
+    nat.settle();
+    CHECK(nat.analyzed());
+    CHECK(nat.firewall() == Firewall::unknown);
+  }
+}
+
+TEST_CASE("holepuncher: bounded probes, echoes, the first answer connects", "[dht][nat]") {
+  SimNetwork net(3);
+  Address a{{10, 0, 0, 1}, 1000}, b{{10, 0, 0, 2}, 2000};
+  auto sa = net.open_socket(a), sb = net.open_socket(b);
+  size_t probes_at_b = 0;
+  sb->set_receiver([&](const Address&, ByteView d) {
+    if (d.size() == 1) probes_at_b++;
+  });
+  ProbeRouter router;
+  auto consistent = static_cast<uint64_t>(Firewall::consistent);
+  auto make = [&](bool initiator) {
+    auto p = std::make_unique<Holepuncher>(net, *sa, router, initiator, consistent, false);
+    for (int i = 1; i <= 3; i++) p->nat().add(a, Address{{1, 1, 1, static_cast<uint8_t>(i)}, 1});
+    p->update_remote(true, consistent, std::vector<Address>{b}, b.ip);
+    return p;
+  };
+  SECTION("nobody answers: 10 probes a second apart, then on_abort once") {
+    auto p = make(true);
+    int aborts = 0;
+    p->on_abort = [&] { aborts++; };
+    REQUIRE(p->punch());
+    net.run_for(60'000);
+    CHECK(probes_at_b == Holepuncher::kConsistentTries);
+    CHECK(aborts == 1);
+    CHECK_FALSE(p->punching());
+  }
+  SECTION("the initiator connects on the first probe from the peer and stops") {
+    auto p = make(true);
+    std::optional<Address> connected;
+    p->on_connect = [&](const Address& from) { connected = from; };
+    REQUIRE(p->punch());
+    net.run_for(2500);
+    router.on_probe(b);
+    CHECK(connected == b);
+    CHECK(p->connected());
+    size_t sent = probes_at_b;
+    net.run_for(30'000);
+    CHECK(probes_at_b == sent);
+  }
+  SECTION("the other side waits a second, echoes probes (a bounded number), ignores strangers") {
+    auto p = make(false);
+    REQUIRE(p->punch());
+    net.run_for(500);
+    CHECK(probes_at_b == 0);
+    for (int i = 0; i < 100; i++) router.on_probe(b);
+    router.on_probe(Address{{10, 0, 0, 3}, 3000});  // nobody's peer
+    net.run_for(100);
+    CHECK(probes_at_b == Holepuncher::kMaxEchoes);
+    p.reset();
+    CHECK(router.size() == 0);
+  }
+  SECTION("a random NAT on either side is not punched") {
+    auto p = make(true);
+    p->update_remote(true, static_cast<uint64_t>(Firewall::random), std::vector<Address>{Address{b.ip, 0}}, b.ip);
+    CHECK_FALSE(p->punch());
+    CHECK_FALSE(p->punch());  // the answer stays
+  }
+}
+
+TEST_CASE("udp demux: while firewalled, answers from nodes the main socket sent to do not count", "[dht][nat]") {
+  SimNetwork net(4);
+  Address main{{10, 0, 0, 1}, 1000}, contacted{{10, 0, 0, 2}, 2000}, stranger{{10, 0, 0, 3}, 3000};
+  auto socket = net.open_socket(main);
+  UdpDemux demux(*socket);
+  bool firewalled = true;
+  demux.guard_reachability_check(net, [&] { return firewalled; });
+  std::vector<Address> seen;
+  demux.dht_socket().set_receiver([&](const Address& from, ByteView) { seen.push_back(from); });
+  Bytes response = encode_response(Response{.tid = 7, .to = main});
+  demux.outbound().send(contacted, Bytes{1, 2, 3});
+  net.inject(contacted, main, response);
+  net.inject(stranger, main, response);
+  net.run_for(10);
+  CHECK(seen == std::vector<Address>{stranger});
+  // Requests still pass, and an open node takes every response.
+  Request req{.tid = 8, .to = main, .internal = true, .command = kPing};
+  net.inject(contacted, main, encode_request(req));
+  firewalled = false;
+  net.inject(contacted, main, response);
+  net.run_for(10);
+  CHECK(seen == std::vector<Address>{stranger, contacted, contacted});
+  // Forgotten after kContactMemoryMs.
+  firewalled = true;
+  net.run_for(UdpDemux::kContactMemoryMs + 1);
+  net.inject(contacted, main, response);
+  net.run_for(10);
+  CHECK(seen.size() == 4);
 }
