@@ -60,24 +60,6 @@ tails() {
 }
 
 # --- 1. a private DHT of 5 nodes ----------------------------------------------------
-start_node() {  # start_node INDEX [BOOTSTRAP]
-  "$P2P" dht bootstrap --host 127.0.0.1 --port 0 ${2:+--bootstrap "$2"} > "$T/node$1.out" 2> "$T/node$1.err" &
-  NODE_PID[$1]=$!
-  PIDS+=("$!")
-}
-node_address() {  # node_address INDEX: its HOST:PORT, the first line it prints
-  local i
-  for i in $(seq 1 100); do
-    if [ -s "$T/node$1.out" ]; then
-      ADDR[$1]=$(head -n 1 "$T/node$1.out")
-      [[ "${ADDR[$1]}" =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "node $1 printed '${ADDR[$1]}', not HOST:PORT"
-      return 0
-    fi
-    kill -0 "${NODE_PID[$1]}" 2>/dev/null || fail "node $1 exited: $(cat "$T/node$1.err")"
-    sleep 0.05
-  done
-  fail "node $1 printed no address within 5 s"
-}
 ping_ok() {  # ping_ok INDEX: the node answers a ping (a few tries)
   local i
   for i in 1 2 3 4 5; do
@@ -86,7 +68,6 @@ ping_ok() {  # ping_ok INDEX: the node answers a ping (a few tries)
   done
   fail "node $1 (${ADDR[$1]}) does not answer a ping"
 }
-declare -a NODE_PID ADDR
 start_node 0
 node_address 0
 for i in $(seq 1 $((NODES - 1))); do start_node "$i" "${ADDR[0]}"; done
