@@ -43,26 +43,40 @@ int compare(ByteView a, ByteView b) {
 
 class LmdbStore;
 
-// The span of mapped memory this process has read values from, so it can
-// later hand those pages back (LMDB does not expose its map's address).
-// Reading more than this through the map hands the pages back, so a long
-// scan or a large import keeps a small resident set.
-constexpr uint64_t kReleaseAfterBytes = 64 * 1024 * 1024;
+// Pages of data.mdb this process has read stay in its resident set until it
+// hands them back (LMDB does not expose its map's address). Counting the bytes
+// of values read underestimates it (every get also touches LMDB's own branch
+// pages and often a second table), so the resident file-backed size itself is
+// checked every so many reads; above the bound the pages are handed back, and a
+// long scan or a large import keeps a small resident set.
+constexpr uint64_t kCheckEveryReads = 256;
+constexpr uint64_t kMaxMappedResident = 24 * 1024 * 1024;
+
+// File-backed resident bytes of this process (the third field of statm).
+uint64_t resident_file_bytes() {
+  int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  unsigned long size = 0, resident = 0, shared = 0;
+  if (std::sscanf(buf, "%lu %lu %lu", &size, &resident, &shared) != 3) return 0;
+  return static_cast<uint64_t>(shared) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
 
 struct MappedSpan {
   void* map = nullptr;
   size_t map_size = 0;
-  std::atomic<uint64_t> bytes{0};  // read since the last release (reads may run on a helper thread)
+  std::atomic<uint64_t> reads{0};  // reads may run on a helper thread
 
-  // Count whole pages: a small value still maps (and keeps resident) a 4 KiB page.
-  void note(const MDB_val& v) {
-    bytes += std::max<uint64_t>(v.mv_size, 4096);
-    if (bytes > kReleaseAfterBytes) release();
+  void note() {
+    if (++reads % kCheckEveryReads == 0 && resident_file_bytes() > kMaxMappedResident) release();
   }
   // The file-backed pages stay in the page cache and values handed out stay
   // valid (same addresses): touching them again just maps them back.
   void release() {
-    bytes = 0;
     if (map) ::madvise(map, map_size, MADV_DONTNEED);
   }
 };
@@ -100,7 +114,7 @@ class LmdbTxn : public WriteTxn {
       remember(lmdb_status(rc, std::string("reading ") + table_name(t)));
       return std::nullopt;
     }
-    span_.note(v);
+    span_.note();
     return view(v);
   }
 
@@ -112,6 +126,7 @@ class LmdbTxn : public WriteTxn {
     int rc = from.empty() ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
     while (rc == 0) {
       if (!to.empty() && compare(view(k), to) >= 0) break;
+      span_.note();
       if (!visit(view(k), view(v))) break;
       rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }

@@ -14,7 +14,7 @@ namespace p2p::cli {
 namespace {
 
 // Entries per committed batch on import.
-constexpr size_t kImportBatch = 10000;
+constexpr size_t kImportBatch = 5000;
 constexpr size_t kImportBatchBytes = 16 * 1024 * 1024;
 
 struct KvOptions {

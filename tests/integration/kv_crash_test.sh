@@ -7,7 +7,7 @@ set -euo pipefail
 : "${P2P:?}"
 ROUNDS=${KV_CRASH_ROUNDS:-12}
 LINES=300000
-BATCH=10000
+BATCH=5000  # kImportBatch in tools/kv_cmd.cpp
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export P2P_HOME="$T/home"
