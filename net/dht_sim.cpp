@@ -17,6 +17,7 @@ class SimNetwork::Socket : public DatagramSocket {
     net_.send(nat_ == Nat::random ? alias_for(to) : address_, to, datagram);
   }
   Address local_address() const override { return address_; }
+  size_t link_mtu(const Address&) const override { return net_.link_mtu(); }
   void set_receiver(Receiver r) override { receiver_ = std::move(r); }
   // False when the firewall stopped it; `to` is the address it was sent to.
   bool deliver(const Address& from, const Address& to, ByteView d) {
@@ -74,7 +75,8 @@ void SimNetwork::cancel_timer(TimerId id) { timers_.erase(id); }
 
 void SimNetwork::send(const Address& from, const Address& to, ByteView datagram) {
   std::uniform_real_distribution<double> chance(0, 1);
-  if (chance(rng_) < conditions_.loss) {
+  constexpr size_t kIpUdpHeaders = 28;
+  if (datagram.size() + kIpUdpHeaders > conditions_.path_mtu || chance(rng_) < conditions_.loss) {
     dropped_++;
     return;
   }

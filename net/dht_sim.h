@@ -17,6 +17,9 @@ struct SimConditions {
   double loss = 0;       // probability a datagram is dropped
   double duplicate = 0;  // probability it arrives twice
   uint64_t min_delay_ms = 1, max_delay_ms = 20;  // uniform: different delays reorder
+  // What sockets report as their link MTU, and the largest IP datagram the
+  // path carries (bigger ones vanish, as with Don't Fragment and no ICMP).
+  size_t link_mtu = 1500, path_mtu = 1500;
 };
 
 class SimNetwork : public Clock {
@@ -59,6 +62,7 @@ class SimNetwork : public Clock {
     Bytes bytes;
   };
   void send(const Address& from, const Address& to, ByteView datagram);
+  size_t link_mtu() const { return conditions_.link_mtu; }
   void schedule_packet(Packet p, uint64_t delay);
 
   SimConditions conditions_;

@@ -36,6 +36,12 @@ class DatagramSocket {
     (void)ttl;
     send(to, datagram);
   }
+  // The MTU of the link the OS would send to `to` over (IP datagram bytes),
+  // 0 when unknown. UDX probes for larger packets only up to it.
+  virtual size_t link_mtu(const Address& to) const {
+    (void)to;
+    return 0;
+  }
   virtual Address local_address() const = 0;
   virtual void set_receiver(Receiver receiver) = 0;
 };

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cstring>
@@ -111,6 +112,14 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
   uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
   buffer = 4 * 1024 * 1024;
   uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
+  // Don't fragment (as libudx sends): a UDX packet larger than the path
+  // allows is lost, which is how MTU probing learns the limit. PROBE rather
+  // than DO: the probes, not ICMP, decide.
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd) == 0) {
+    int pmtu = IP_PMTUDISC_PROBE;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+  }
   sockaddr_in bound{};
   int len = sizeof bound;
   uv_udp_getsockname(handle, reinterpret_cast<sockaddr*>(&bound), &len);
@@ -173,6 +182,20 @@ void UvUdpSocket::send_ttl(const Address& to, ByteView datagram, int ttl) {
                              static_cast<unsigned>(datagram.size()));
   uv_udp_try_send(impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa));
   setsockopt(fd, IPPROTO_IP, IP_TTL, &old, sizeof old);
+}
+
+size_t UvUdpSocket::link_mtu(const Address& to) const {
+  // As libudx does: the MTU the kernel would use toward `to`, from a
+  // throw-away socket connected there (connecting a UDP socket sends nothing).
+  int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in sa = to_sockaddr(to);
+  int mtu = 0;
+  socklen_t len = sizeof mtu;
+  bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 &&
+            getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) == 0;
+  ::close(fd);
+  return ok && mtu > 0 ? static_cast<size_t>(mtu) : 0;
 }
 
 Address UvUdpSocket::local_address() const { return impl_->local; }

@@ -31,6 +31,7 @@ class UvUdpSocket : public DatagramSocket {
   ~UvUdpSocket() override;
   void send(const Address& to, ByteView datagram) override;
   void send_ttl(const Address& to, ByteView datagram, int ttl) override;
+  size_t link_mtu(const Address& to) const override;
   Address local_address() const override;
   void set_receiver(Receiver receiver) override;
 

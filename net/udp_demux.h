@@ -55,6 +55,7 @@ class UdpDemux {
       demux_.sent_to(to);
       socket_.send_ttl(to, d, ttl);
     }
+    size_t link_mtu(const Address& to) const override { return socket_.link_mtu(to); }
     Address local_address() const override { return socket_.local_address(); }
     void set_receiver(Receiver r) override { receiver_ = std::move(r); }
     Receiver receiver_;

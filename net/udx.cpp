@@ -58,6 +58,7 @@ struct Stream::State {
   struct Sent {
     Bytes payload;
     uint8_t type = 0;
+    uint8_t padding = 0;  // an MTU probe's zeros, on its first transmission only
     uint64_t sent_at = 0;
     uint32_t transmits = 0, rto_timeouts = 0;
     bool lost = false, sacked = false;  // lost: waiting in `retransmits`
@@ -100,6 +101,16 @@ struct Stream::State {
   // lost turns out delivered, back to one after kReorderPersist recoveries.
   uint32_t reorder_quarters = 1, recoveries_left = kReorderPersist;
   uint64_t rack_sent_at = 0, rack_seq = 0, rack_rtt = 0;
+
+  // MTU probing (spec 1.2): the first delivery starts the search; a probe is
+  // the next full data packet padded to probe_size. Delivered: the MTU grows
+  // and the next probe is wanted; lost kMtuMaxProbes times: the search ends.
+  enum class MtuSearch { kBase, kSearching, kDone };
+  MtuSearch mtu_search = MtuSearch::kBase;
+  size_t mtu = kMtuBase, mtu_max = kMtuBase, probe_size = 0;
+  uint32_t probes_lost = 0;
+  bool probe_wanted = false, probe_in_flight = false;
+  uint64_t probe_seq = 0;
 
   TimerId rto_timer = 0, loss_timer = 0, probe_timer = 0, zwp_timer = 0, flush_timer = 0;
   uint64_t zwp_delay = 0;
@@ -152,11 +163,12 @@ struct Stream::State {
     return unread >= window_max ? 0 : static_cast<uint32_t>(window_max - unread);
   }
 
-  void send_packet(uint8_t type, uint64_t packet_seq, ByteView body) {
+  void send_packet(uint8_t type, uint64_t packet_seq, ByteView body, uint8_t padding = 0) {
     Bytes out;
-    out.reserve(kHeaderSize + body.size());
-    write_header(out, Header{type, 0, self.remote_id_, advertised_window(), static_cast<uint32_t>(packet_seq),
+    out.reserve(kHeaderSize + padding + body.size());
+    write_header(out, Header{type, padding, self.remote_id_, advertised_window(), static_cast<uint32_t>(packet_seq),
                              static_cast<uint32_t>(ack)});
+    out.resize(out.size() + padding, 0);
     out.insert(out.end(), body.begin(), body.end());
     self.mux_->socket().send(self.remote_, out);
     self.stats_.packets_sent++;
@@ -199,8 +211,10 @@ struct Stream::State {
 
   bool has_new_data() const { return pending_off < pending.size() || (end_wanted && !end_sent); }
 
+  size_t payload_size() const { return mtu - kPacketOverhead; }
+
   uint32_t rwnd_packets() const {
-    return send_rwnd == 0 ? 0 : std::max<uint32_t>(1, send_rwnd / kMaxPayload);
+    return send_rwnd == 0 ? 0 : std::max<uint32_t>(1, static_cast<uint32_t>(send_rwnd / payload_size()));
   }
 
   void queue(ByteView bytes) {
@@ -215,10 +229,16 @@ struct Stream::State {
   }
 
   uint64_t packetize() {
-    size_t n = std::min(kMaxPayload, pending.size() - pending_off);
+    size_t n = std::min(payload_size(), pending.size() - pending_off);
     Sent p;
     p.payload.assign(pending.begin() + pending_off, pending.begin() + pending_off + n);
     p.type = n ? kData : 0;
+    if (probe_wanted && !probe_in_flight && n == payload_size()) {
+      p.padding = static_cast<uint8_t>(probe_size - mtu);
+      probe_wanted = false;
+      probe_in_flight = true;
+      probe_seq = seq;
+    }
     pending_off += n;
     if (pending_off == pending.size()) {
       pending.clear();
@@ -243,7 +263,7 @@ struct Stream::State {
     p.lost = false;
     inflight++;
     if (p.transmits > 1) self.stats_.retransmits++;
-    send_packet(p.type, s, p.payload);
+    send_packet(p.type, s, p.payload, p.transmits == 1 ? p.padding : 0);
     if (!rto_timer) arm(rto_timer, rto, &State::on_rto);
   }
 
@@ -351,6 +371,7 @@ struct Stream::State {
       inflight--;
     }
     unacked_bytes -= p.payload.size();
+    if (probe_in_flight && s == probe_seq) probe_done(p.transmits == 1);
     uint64_t rtt = now() - p.sent_at;
     if (p.transmits == 1) sample_rtt(rtt);  // Karn: retransmits give no samples
     if (p.transmits == 1 || rtt >= min_rtt) {
@@ -405,6 +426,7 @@ struct Stream::State {
     n += ack_through(remote_acked + d);
     if (n == 0) return;
     probed = false;
+    start_mtu_search();
     grow_cwnd(n);
     if (remote_acked == seq) cancel(rto_timer);
     else arm(rto_timer, rto, &State::on_rto);
@@ -440,9 +462,42 @@ struct Stream::State {
     }
   }
 
+  // --- MTU probing ---
+
+  void start_mtu_search() {
+    if (mtu_search != MtuSearch::kBase) return;
+    if (mtu_max <= mtu) {
+      mtu_search = MtuSearch::kDone;
+      return;
+    }
+    mtu_search = MtuSearch::kSearching;
+    probe_size = std::min(mtu + kMtuStep, mtu_max);
+    probe_wanted = true;
+  }
+
+  // The probe arrived padded (mtu grows) or was lost / only its unpadded
+  // retransmission arrived (a failure at this size).
+  void probe_done(bool arrived) {
+    probe_in_flight = false;
+    if (arrived) {
+      mtu = probe_size;
+      probes_lost = 0;
+      probe_size = std::min(mtu + kMtuStep, mtu_max);
+    } else {
+      probes_lost++;
+    }
+    probe_wanted = mtu < mtu_max && probes_lost < kMtuMaxProbes;
+    if (!probe_wanted) mtu_search = MtuSearch::kDone;
+    self.stats_.mtu = static_cast<uint32_t>(mtu);
+  }
+
+  // A lost probe says the path is too narrow, not that it is congested.
+  bool is_pending_probe(uint64_t s) const { return probe_in_flight && s == probe_seq; }
+
   void mark_lost(uint64_t s) {
     Sent& p = at(s);
     if (p.lost) return;
+    if (is_pending_probe(s)) probe_done(false);
     if (p.sacked) {
       p.sacked = false;  // the peer reneged: resend
       unacked_bytes += p.payload.size();
@@ -477,8 +532,9 @@ struct Stream::State {
       if (p.sacked || p.lost || !sent_before(p.sent_at, s, rack_sent_at, rack_seq)) continue;
       uint64_t deadline = p.sent_at + rack_rtt + reorder_window();
       if (deadline <= t) {
+        bool probe = is_pending_probe(s);
         mark_lost(s);
-        lost = true;
+        lost |= !probe;
       } else {
         wait = std::max(wait, deadline - t);
       }
@@ -595,6 +651,8 @@ struct Stream::State {
   }
 
   void on_connect() {
+    size_t link = self.mux_->socket().link_mtu(self.remote_);
+    mtu_max = std::clamp(link, kMtuBase, kMtuMax);
     Bytes held = std::move(early);
     early.clear();
     if (!held.empty() && !invoke(self.on_data, ByteView(held))) return;
@@ -605,6 +663,7 @@ struct Stream::State {
     self.stats_.srtt_ms = srtt;
     self.stats_.rto_ms = rto;
     self.stats_.cwnd = cwnd;
+    self.stats_.mtu = static_cast<uint32_t>(mtu);
   }
 
   // --- the end ---

@@ -25,7 +25,11 @@ constexpr uint8_t kMagic = 0xff;
 constexpr uint8_t kVersion = 1;
 constexpr size_t kHeaderSize = 20;
 enum Type : uint8_t { kData = 0x01, kEnd = 0x02, kSack = 0x04, kMessage = 0x08, kDestroy = 0x10, kHeartbeat = 0x20 };
-constexpr size_t kMaxPayload = 1152;             // MTU 1200 - 48 (IPv4 + UDP + UDX headers)
+// MTU: every path carries 1200-byte IP datagrams; larger ones (up to 1500
+// and the link's MTU) are probed for, 32 bytes at a time, 3 losses ending it.
+constexpr size_t kMtuBase = 1200, kMtuMax = 1500, kMtuStep = 32, kMtuMaxProbes = 3;
+constexpr size_t kPacketOverhead = 48;  // IPv4 20 + UDP 8 + UDX 20
+constexpr size_t kMaxPayload = kMtuBase - kPacketOverhead;  // 1152: what any path carries
 constexpr uint32_t kDefaultWindow = 4 * 1024 * 1024;  // receive window we advertise
 constexpr size_t kMaxSacks = 50;
 
@@ -79,6 +83,7 @@ struct StreamStats {
   uint64_t packets_sent = 0, packets_received = 0, retransmits = 0, bytes_sent = 0, bytes_received = 0;
   uint64_t srtt_ms = 0, rto_ms = 0;
   uint32_t cwnd = 0;  // packets
+  uint32_t mtu = 0;   // IP datagram bytes of a full packet
 };
 
 class Stream {

@@ -27,6 +27,7 @@ class TapSocket : public dht::DatagramSocket {
     if (on_send) on_send(d);
     inner_.send(to, d);
   }
+  size_t link_mtu(const Address& to) const override { return inner_.link_mtu(to); }
   Address local_address() const override { return inner_.local_address(); }
   void set_receiver(Receiver r) override {
     inner_.set_receiver([this, r = std::move(r)](const Address& from, ByteView d) {
@@ -168,6 +169,71 @@ TEST_CASE("udx: 10 MiB each way over a lossy, reordering, duplicating network", 
   CHECK((p.ia.sum.bytes == kTotal && p.ib.sum.bytes == kTotal));
   CHECK(p.sa->buffered() == 0);
   CHECK(p.sa->closed());
+}
+
+namespace {
+
+// Four MiB from a to b on a network whose links report `link_mtu` and whose
+// path drops IP datagrams above `path_mtu`; what went on the wire.
+struct MtuRun {
+  size_t largest_datagram = 0, padded = 0, largest_unpadded = 0;
+  uint32_t mtu = 0;
+  bool delivered = false;
+};
+
+MtuRun run_with_mtu(size_t link_mtu, size_t path_mtu, double loss = 0) {
+  SimNetwork net(11, {.loss = loss, .min_delay_ms = 5, .max_delay_ms = 5, .link_mtu = link_mtu, .path_mtu = path_mtu});
+  Pair p(net);
+  MtuRun r;
+  p.a.tap.on_send = [&](ByteView d) {
+    auto h = read_header(d);
+    if (!h || !(h->type & kData)) return;
+    r.largest_datagram = std::max(r.largest_datagram, d.size() + 28);
+    if (h->data_offset) r.padded++;
+    else r.largest_unpadded = std::max(r.largest_unpadded, d.size() + 28);
+  };
+  p.connect();
+  // A small receive window keeps the transfer going for many round trips:
+  // long enough for the whole search (one probe per round trip).
+  p.sb->set_receive_window(64 * 1024);
+  constexpr size_t kTotal = 4 << 20;
+  Checksum sent = write_random(*p.sa, kTotal, 3);
+  r.delivered = net.run_until([&] { return p.ib.sum.bytes == kTotal; }, 120'000) && p.ib.sum.hash == sent.hash;
+  r.mtu = p.sa->stats().mtu;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("udx: MTU probing grows packets to what the path carries", "[udx]") {
+  SECTION("a 1500-byte path: packets grow to 1500 in 32-byte probes") {
+    MtuRun r = run_with_mtu(1500, 1500);
+    REQUIRE(r.delivered);
+    CHECK(r.mtu == 1500);
+    CHECK(r.largest_unpadded == 1500);
+    CHECK(r.padded == 10);  // 1232, 1264, ... 1488, then 1500
+  }
+  SECTION("a path narrower than the link (no ICMP): the search stops below it, nothing is lost") {
+    MtuRun r = run_with_mtu(1500, 1400);
+    REQUIRE(r.delivered);
+    CHECK(r.mtu == 1392);  // 1200 + 6 x 32; 1424 never arrives
+    CHECK(r.largest_unpadded == 1392);
+    CHECK(r.padded == 6 + kMtuMaxProbes);
+  }
+  SECTION("a link of at most 1200 bytes: no probes") {
+    MtuRun r = run_with_mtu(1200, 1500);
+    REQUIRE(r.delivered);
+    CHECK(r.mtu == 1200);
+    CHECK(r.padded == 0);
+    CHECK(r.largest_datagram == 1200);
+  }
+  SECTION("under loss probing still ends and every byte arrives") {
+    MtuRun r = run_with_mtu(1500, 1450, 0.05);
+    REQUIRE(r.delivered);
+    CHECK(r.mtu >= 1200);
+    CHECK(r.mtu <= 1450);
+    CHECK(r.largest_unpadded <= 1450);
+  }
 }
 
 TEST_CASE("udx: a peer that disappears mid-transfer times out", "[udx]") {
