@@ -42,6 +42,10 @@ class DatagramSocket {
     (void)to;
     return 0;
   }
+  // Between cork() and uncork() a socket may hold datagrams back and send
+  // them together (UDX bursts: one system call for many packets). Nests.
+  virtual void cork() {}
+  virtual void uncork() {}
   virtual Address local_address() const = 0;
   virtual void set_receiver(Receiver receiver) = 0;
 };

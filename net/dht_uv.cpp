@@ -1,12 +1,15 @@
 #include "net/dht_uv.h"
 
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <cstring>
 #include <unordered_map>
+#include <vector>
 
 namespace p2p::dht {
 
@@ -65,11 +68,28 @@ void UvClock::cancel_timer(TimerId id) {
 
 // --- socket ---
 
+namespace {
+// libuv's recvmmsg takes up to 20 datagrams per call, each in a 64 KiB slice.
+constexpr size_t kRecvSlices = 20, kRecvSlice = 64 * 1024;
+
+// A corked datagram: where it goes and where its bytes are in the buffer.
+struct Held {
+  Address to;
+  size_t offset, size;
+};
+}  // namespace
+
 struct UvUdpSocket::Impl {
   uv_udp_t* handle = nullptr;  // freed by its close callback
   Receiver receiver;
   Address local;
-  char buffer[65536];
+  std::unique_ptr<char[]> buffer = std::make_unique<char[]>(kRecvSlices * kRecvSlice);
+
+  // Corked datagrams: their bytes back to back, and where each goes.
+  int corked = 0;
+  Bytes held_bytes;
+  std::vector<Held> held;
+  bool gso = true;  // UDP_SEGMENT works here (cleared at the first refusal)
 };
 
 namespace {
@@ -100,7 +120,7 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
     return invalid_argument("not an IPv4 address to bind: " + host);
   }
   auto* handle = new uv_udp_t;
-  uv_udp_init(loop, handle);
+  uv_udp_init_ex(loop, handle, AF_INET | UV_UDP_RECVMMSG);
   handle->data = s->impl_.get();
   s->impl_->handle = handle;
   if (int rc = uv_udp_bind(handle, reinterpret_cast<const sockaddr*>(&sa), 0); rc != 0) {
@@ -128,7 +148,7 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
       handle,
       [](uv_handle_t* h, size_t, uv_buf_t* buf) {
         auto* impl = static_cast<Impl*>(h->data);
-        *buf = uv_buf_init(impl->buffer, sizeof impl->buffer);
+        *buf = uv_buf_init(impl->buffer.get(), kRecvSlices * kRecvSlice);
       },
       [](uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
         auto* impl = static_cast<Impl*>(h->data);
@@ -146,6 +166,98 @@ UvUdpSocket::~UvUdpSocket() {
 }
 
 void UvUdpSocket::send(const Address& to, ByteView datagram) {
+  if (impl_->corked > 0) {
+    impl_->held.push_back({to, impl_->held_bytes.size(), datagram.size()});
+    impl_->held_bytes.insert(impl_->held_bytes.end(), datagram.begin(), datagram.end());
+    return;
+  }
+  send_now(to, datagram);
+}
+
+void UvUdpSocket::cork() { impl_->corked++; }
+
+namespace {
+
+// Consecutive held datagrams that one UDP_SEGMENT send can carry: same
+// destination, equal sizes (the last may be shorter), within the kernel's limits.
+size_t segment_run(const std::vector<Held>& held, size_t from) {
+  constexpr size_t kMaxSegments = 64, kMaxBytes = 65000;
+  size_t n = 1, bytes = held[from].size;
+  while (from + n < held.size() && n < kMaxSegments) {
+    const auto& next = held[from + n];
+    if (!(next.to == held[from].to) || next.size > held[from].size || bytes + next.size > kMaxBytes) break;
+    bytes += next.size;
+    n++;
+    if (next.size < held[from].size) break;  // a short one ends the run
+  }
+  return n;
+}
+
+}  // namespace
+
+void UvUdpSocket::uncork() {
+  if (impl_->corked == 0 || --impl_->corked > 0) return;
+  auto& held = impl_->held;
+  const uint8_t* bytes = impl_->held_bytes.data();
+  uv_os_fd_t fd = -1;
+  uv_fileno(reinterpret_cast<uv_handle_t*>(impl_->handle), &fd);
+  size_t i = 0;
+  // One system call for a burst: runs of equal-sized datagrams to one peer
+  // become a single UDP_SEGMENT (GSO) send, as many runs as fit in one
+  // sendmmsg. Whatever the kernel does not take goes out one by one (and
+  // into libuv's queue when the socket buffer is full).
+  while (fd >= 0 && i < held.size()) {
+    constexpr size_t kMaxMessages = 64;
+    mmsghdr msgs[kMaxMessages];
+    iovec iov[kMaxMessages];
+    sockaddr_in addrs[kMaxMessages];
+    alignas(cmsghdr) char control[kMaxMessages][CMSG_SPACE(sizeof(uint16_t))];
+    size_t first[kMaxMessages], count[kMaxMessages];
+    size_t m = 0, j = i;
+    for (; m < kMaxMessages && j < held.size(); m++) {
+      size_t n = impl_->gso ? segment_run(held, j) : 1;
+      size_t len = 0;
+      for (size_t k = j; k < j + n; k++) len += held[k].size;
+      addrs[m] = to_sockaddr(held[j].to);
+      iov[m] = {const_cast<uint8_t*>(bytes + held[j].offset), len};
+      msgs[m] = {};
+      msgs[m].msg_hdr.msg_name = &addrs[m];
+      msgs[m].msg_hdr.msg_namelen = sizeof addrs[m];
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+      if (n > 1) {
+        msgs[m].msg_hdr.msg_control = control[m];
+        msgs[m].msg_hdr.msg_controllen = sizeof control[m];
+        cmsghdr* c = CMSG_FIRSTHDR(&msgs[m].msg_hdr);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t segment = static_cast<uint16_t>(held[j].size);
+        std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
+      }
+      first[m] = j;
+      count[m] = n;
+      j += n;
+    }
+    int sent;
+    do sent = ::sendmmsg(fd, msgs, static_cast<unsigned>(m), MSG_DONTWAIT);
+    while (sent < 0 && errno == EINTR);
+    if (sent <= 0) {
+      // GSO refused (an old kernel, a device without it): never again.
+      if (sent < 0 && count[0] > 1 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+        impl_->gso = false;
+        continue;
+      }
+      break;
+    }
+    i = first[sent - 1] + count[sent - 1];
+  }
+  for (; i < held.size(); i++) send_now(held[i].to, ByteView(bytes + held[i].offset, held[i].size));
+  held.clear();
+  impl_->held_bytes.clear();
+}
+
+void UvUdpSocket::send_now(const Address& to, ByteView datagram) {
   sockaddr_in sa = to_sockaddr(to);
   uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
                              static_cast<unsigned>(datagram.size()));

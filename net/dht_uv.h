@@ -32,11 +32,14 @@ class UvUdpSocket : public DatagramSocket {
   void send(const Address& to, ByteView datagram) override;
   void send_ttl(const Address& to, ByteView datagram, int ttl) override;
   size_t link_mtu(const Address& to) const override;
+  void cork() override;
+  void uncork() override;
   Address local_address() const override;
   void set_receiver(Receiver receiver) override;
 
  private:
   UvUdpSocket();
+  void send_now(const Address& to, ByteView datagram);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -56,6 +56,8 @@ class UdpDemux {
       socket_.send_ttl(to, d, ttl);
     }
     size_t link_mtu(const Address& to) const override { return socket_.link_mtu(to); }
+    void cork() override { socket_.cork(); }
+    void uncork() override { socket_.uncork(); }
     Address local_address() const override { return socket_.local_address(); }
     void set_receiver(Receiver r) override { receiver_ = std::move(r); }
     Receiver receiver_;

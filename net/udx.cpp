@@ -11,7 +11,9 @@ namespace {
 
 constexpr uint64_t kInitialRto = 1000, kMinRto = 1000, kMaxRto = 30000;
 constexpr uint32_t kMaxRtoTimeouts = 6;  // a packet this often timed out closes the stream at the next
-constexpr uint32_t kInitialCwnd = 10, kMinCwnd = 2, kMaxCwnd = 4096;
+// At most about the 4 MiB receive window in full packets: more only overflows
+// the receiver's socket buffer (on loopback: 1.5% of packets lost at 4096).
+constexpr uint32_t kInitialCwnd = 10, kMinCwnd = 2, kMaxCwnd = 2048;
 // RACK's reorder window starts at srtt/4 and may grow to 2 srtt (RFC 8985
 // stops at srtt; heavy reordering, as on the simulated network, needs more).
 constexpr uint32_t kMaxReorderQuarters = 8, kReorderPersist = 16;
@@ -112,7 +114,7 @@ struct Stream::State {
   bool probe_wanted = false, probe_in_flight = false;
   uint64_t probe_seq = 0;
 
-  TimerId rto_timer = 0, loss_timer = 0, probe_timer = 0, zwp_timer = 0, flush_timer = 0;
+  TimerId rto_timer = 0, loss_timer = 0, probe_timer = 0, zwp_timer = 0, flush_timer = 0, ack_timer = 0;
   uint64_t zwp_delay = 0;
   bool probed = false;  // a tail loss probe went out since the last delivery
 
@@ -121,6 +123,8 @@ struct Stream::State {
   uint64_t ack = 0;
   std::map<uint64_t, Received> ooo;
   size_t ooo_bytes = 0;
+  std::optional<ByteView> in_order;
+  Bytes packet_buffer;  // the packet just accepted, when it needed no buffering
   Bytes early;
   uint32_t window_max = kDefaultWindow;
   bool ack_needed = false, remote_ended = false, end_reported = false;
@@ -142,7 +146,7 @@ struct Stream::State {
     t = 0;
   }
   void cancel_timers() {
-    for (TimerId* t : {&rto_timer, &loss_timer, &probe_timer, &zwp_timer, &flush_timer}) cancel(*t);
+    for (TimerId* t : {&rto_timer, &loss_timer, &probe_timer, &zwp_timer, &flush_timer, &ack_timer}) cancel(*t);
   }
 
   // --- user callbacks: a copy runs, so a callback may destroy the stream ---
@@ -164,8 +168,8 @@ struct Stream::State {
   }
 
   void send_packet(uint8_t type, uint64_t packet_seq, ByteView body, uint8_t padding = 0) {
-    Bytes out;
-    out.reserve(kHeaderSize + padding + body.size());
+    Bytes& out = packet_buffer;  // reused: no allocation per packet
+    out.clear();
     write_header(out, Header{type, padding, self.remote_id_, advertised_window(), static_cast<uint32_t>(packet_seq),
                              static_cast<uint32_t>(ack)});
     out.resize(out.size() + padding, 0);
@@ -203,6 +207,16 @@ struct Stream::State {
     Bytes blocks = sack_blocks();
     send_packet(blocks.empty() ? 0 : kSack, seq, blocks);
     ack_needed = false;
+    cancel(ack_timer);
+  }
+
+  // One ACK for everything that arrived in this turn of the loop (a burst
+  // read with one recvmmsg), not one per packet: half the packets.
+  void schedule_ack() {
+    if (!ack_timer) arm(ack_timer, 0, &State::on_ack_timer);
+  }
+  void on_ack_timer() {
+    if (ack_needed && !self.closed_) send_ack();
   }
 
   // --- sending data ---
@@ -285,12 +299,14 @@ struct Stream::State {
     if (!self.connected_ || self.closed_) return;
     uint64_t s;
     bool sent = false;
+    self.mux_->socket().cork();  // the burst leaves in as few system calls as the socket can
     while (inflight < cwnd) {
       if (next_retransmit(s)) transmit(s);
       else if (may_send_new()) transmit(packetize());
       else break;
       sent = true;
     }
+    self.mux_->socket().uncork();
     cwnd_limited = inflight >= cwnd;
     if (sent || !probe_timer) arm_probe();
     probe_window_if_stuck();
@@ -438,7 +454,7 @@ struct Stream::State {
   void grow_cwnd(uint32_t n) {
     if (phase == Phase::kRecovery || !cwnd_limited) return;
     if (cwnd < ssthresh) {
-      cwnd += std::min<uint32_t>(n, 2);
+      cwnd += n;  // one ACK may cover a whole burst
     } else if ((ca_count += n) >= cwnd) {
       ca_count -= cwnd;
       cwnd++;
@@ -581,6 +597,12 @@ struct Stream::State {
     // The next expected packet is always taken once connected (it drains at
     // once); anything else must fit the window we advertised.
     bool drains = s == ack && self.connected_;
+    if (drains && ooo.empty()) {  // the common case: straight through, no copy
+      ack++;
+      if (type & kEnd) remote_ended = true;
+      in_order = payload;
+      return;
+    }
     if (!drains && ooo_bytes + early.size() + payload.size() > window_max) return;
     ooo.emplace(s, Received{static_cast<uint8_t>(type & (kData | kEnd)), to_bytes(payload)});
     ooo_bytes += payload.size();
@@ -597,6 +619,11 @@ struct Stream::State {
 
   // In-order packets leave the buffer (moved out first: on_data may destroy us).
   bool drain() {
+    if (in_order) {
+      ByteView data = *in_order;
+      in_order.reset();
+      if (!deliver(data)) return false;
+    }
     while (!remote_ended && !ooo.empty() && ooo.begin()->first == ack) {
       auto node = ooo.extract(ooo.begin());
       ooo_bytes -= node.mapped().data.size();
@@ -640,7 +667,8 @@ struct Stream::State {
   // peer's END, then a clean close once both directions ended.
   void finish() {
     if (!self.connected_) return;
-    if (ack_needed) send_ack();
+    // The last ACKs of a stream go at once: it may close right after.
+    if (ack_needed) (remote_ended || end_acked) ? send_ack() : schedule_ack();
     if (remote_ended && !end_reported) {
       end_reported = true;
       if (!invoke(self.on_end)) return;
