@@ -32,6 +32,7 @@ class UvUdpSocket : public DatagramSocket {
   void send(const Address& to, ByteView datagram) override;
   void send_ttl(const Address& to, ByteView datagram, int ttl) override;
   size_t link_mtu(const Address& to) const override;
+  void send_parts(const Address& to, ByteView head, ByteView body) override;
   void cork() override;
   void uncork() override;
   Address local_address() const override;
@@ -39,7 +40,7 @@ class UvUdpSocket : public DatagramSocket {
 
  private:
   UvUdpSocket();
-  void send_now(const Address& to, ByteView datagram);
+  void send_now(const Address& to, ByteView head, ByteView body);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
