@@ -42,7 +42,6 @@ class UvUdpSocket : public DatagramSocket {
   UvUdpSocket();
   void send_now(const Address& to, ByteView head, ByteView body);
   struct Impl;
-  static void read_ready(Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 
