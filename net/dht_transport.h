@@ -42,14 +42,6 @@ class DatagramSocket {
     (void)to;
     return 0;
   }
-  // One datagram given in two parts (a header and a body): sockets that can
-  // gather them save a copy. While the socket is corked it may keep a view
-  // of `body` until uncork(): the caller keeps those bytes alive and unchanged.
-  virtual void send_parts(const Address& to, ByteView head, ByteView body) {
-    Bytes whole(head.begin(), head.end());
-    whole.insert(whole.end(), body.begin(), body.end());
-    send(to, whole);
-  }
   // Between cork() and uncork() a socket may hold datagrams back and send
   // them together (UDX bursts: one system call for many packets). Nests.
   virtual void cork() {}

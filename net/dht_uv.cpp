@@ -72,14 +72,10 @@ namespace {
 // libuv's recvmmsg takes up to 20 datagrams per call, each in a 64 KiB slice.
 constexpr size_t kRecvSlices = 20, kRecvSlice = 64 * 1024;
 
-// A corked datagram: where it goes, its head (copied into the cork buffer)
-// and its body (the caller's bytes, kept alive by it until uncork).
+// A corked datagram: where it goes and where its bytes are in the buffer.
 struct Held {
   Address to;
-  size_t head_offset, head_size;
-  const uint8_t* body;
-  size_t body_size;
-  size_t size() const { return head_size + body_size; }
+  size_t offset, size;
 };
 }  // namespace
 
@@ -171,17 +167,11 @@ UvUdpSocket::~UvUdpSocket() {
 
 void UvUdpSocket::send(const Address& to, ByteView datagram) {
   if (impl_->corked > 0) {
-    impl_->held.push_back({to, impl_->held_bytes.size(), datagram.size(), nullptr, 0});
+    impl_->held.push_back({to, impl_->held_bytes.size(), datagram.size()});
     impl_->held_bytes.insert(impl_->held_bytes.end(), datagram.begin(), datagram.end());
     return;
   }
-  send_now(to, datagram, {});
-}
-
-void UvUdpSocket::send_parts(const Address& to, ByteView head, ByteView body) {
-  if (impl_->corked == 0) return send_now(to, head, body);
-  impl_->held.push_back({to, impl_->held_bytes.size(), head.size(), body.data(), body.size()});
-  impl_->held_bytes.insert(impl_->held_bytes.end(), head.begin(), head.end());
+  send_now(to, datagram);
 }
 
 void UvUdpSocket::cork() { impl_->corked++; }
@@ -192,13 +182,13 @@ namespace {
 // destination, equal sizes (the last may be shorter), within the kernel's limits.
 size_t segment_run(const std::vector<Held>& held, size_t from) {
   constexpr size_t kMaxSegments = 64, kMaxBytes = 65000;
-  size_t n = 1, bytes = held[from].size();
+  size_t n = 1, bytes = held[from].size;
   while (from + n < held.size() && n < kMaxSegments) {
     const auto& next = held[from + n];
-    if (!(next.to == held[from].to) || next.size() > held[from].size() || bytes + next.size() > kMaxBytes) break;
-    bytes += next.size();
+    if (!(next.to == held[from].to) || next.size > held[from].size || bytes + next.size > kMaxBytes) break;
+    bytes += next.size;
     n++;
-    if (next.size() < held[from].size()) break;  // a short one ends the run
+    if (next.size < held[from].size) break;  // a short one ends the run
   }
   return n;
 }
@@ -208,14 +198,7 @@ size_t segment_run(const std::vector<Held>& held, size_t from) {
 void UvUdpSocket::uncork() {
   if (impl_->corked == 0 || --impl_->corked > 0) return;
   auto& held = impl_->held;
-  const uint8_t* heads = impl_->held_bytes.data();
-  // Each datagram is its head and its body, gathered by the kernel.
-  std::vector<iovec> parts(2 * held.size());
-  size_t used = 0;
-  auto gather = [&](size_t k) {
-    parts[used++] = {const_cast<uint8_t*>(heads + held[k].head_offset), held[k].head_size};
-    if (held[k].body_size) parts[used++] = {const_cast<uint8_t*>(held[k].body), held[k].body_size};
-  };
+  const uint8_t* bytes = impl_->held_bytes.data();
   uv_os_fd_t fd = -1;
   uv_fileno(reinterpret_cast<uv_handle_t*>(impl_->handle), &fd);
   size_t i = 0;
@@ -226,21 +209,22 @@ void UvUdpSocket::uncork() {
   while (fd >= 0 && i < held.size()) {
     constexpr size_t kMaxMessages = 64;
     mmsghdr msgs[kMaxMessages];
+    iovec iov[kMaxMessages];
     sockaddr_in addrs[kMaxMessages];
     alignas(cmsghdr) char control[kMaxMessages][CMSG_SPACE(sizeof(uint16_t))];
     size_t first[kMaxMessages], count[kMaxMessages];
     size_t m = 0, j = i;
-    used = 0;
     for (; m < kMaxMessages && j < held.size(); m++) {
       size_t n = impl_->gso ? segment_run(held, j) : 1;
-      size_t first_part = used;
-      for (size_t k = j; k < j + n; k++) gather(k);
+      size_t len = 0;
+      for (size_t k = j; k < j + n; k++) len += held[k].size;
       addrs[m] = to_sockaddr(held[j].to);
+      iov[m] = {const_cast<uint8_t*>(bytes + held[j].offset), len};
       msgs[m] = {};
       msgs[m].msg_hdr.msg_name = &addrs[m];
       msgs[m].msg_hdr.msg_namelen = sizeof addrs[m];
-      msgs[m].msg_hdr.msg_iov = &parts[first_part];
-      msgs[m].msg_hdr.msg_iovlen = used - first_part;
+      msgs[m].msg_hdr.msg_iov = &iov[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
       if (n > 1) {
         msgs[m].msg_hdr.msg_control = control[m];
         msgs[m].msg_hdr.msg_controllen = sizeof control[m];
@@ -248,7 +232,7 @@ void UvUdpSocket::uncork() {
         c->cmsg_level = SOL_UDP;
         c->cmsg_type = UDP_SEGMENT;
         c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-        uint16_t segment = static_cast<uint16_t>(held[j].size());
+        uint16_t segment = static_cast<uint16_t>(held[j].size);
         std::memcpy(CMSG_DATA(c), &segment, sizeof segment);
       }
       first[m] = j;
@@ -268,29 +252,25 @@ void UvUdpSocket::uncork() {
     }
     i = first[sent - 1] + count[sent - 1];
   }
-  for (; i < held.size(); i++)
-    send_now(held[i].to, ByteView(heads + held[i].head_offset, held[i].head_size), ByteView(held[i].body, held[i].body_size));
+  for (; i < held.size(); i++) send_now(held[i].to, ByteView(bytes + held[i].offset, held[i].size));
   held.clear();
   impl_->held_bytes.clear();
 }
 
-void UvUdpSocket::send_now(const Address& to, ByteView head, ByteView body) {
+void UvUdpSocket::send_now(const Address& to, ByteView datagram) {
   sockaddr_in sa = to_sockaddr(to);
-  auto as_buf = [](ByteView b) {
-    return uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(b.data())), static_cast<unsigned>(b.size()));
-  };
-  uv_buf_t bufs[2] = {as_buf(head), as_buf(body)};
-  int rc = uv_udp_try_send(impl_->handle, bufs, body.empty() ? 1 : 2, reinterpret_cast<const sockaddr*>(&sa));
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(datagram.data())),
+                             static_cast<unsigned>(datagram.size()));
+  int rc = uv_udp_try_send(impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa));
   if (rc != UV_EAGAIN) return;  // sent, or failed the way UDP may fail
   // The kernel's queue is full: queue a copy in libuv.
   struct Send {
     uv_udp_send_t req;
     Bytes bytes;
   };
-  auto* s = new Send{{}, to_bytes(head)};
-  s->bytes.insert(s->bytes.end(), body.begin(), body.end());
+  auto* s = new Send{{}, to_bytes(datagram)};
   s->req.data = s;
-  uv_buf_t buf = as_buf(s->bytes);
+  buf = uv_buf_init(reinterpret_cast<char*>(s->bytes.data()), static_cast<unsigned>(s->bytes.size()));
   if (uv_udp_send(&s->req, impl_->handle, &buf, 1, reinterpret_cast<const sockaddr*>(&sa),
                   [](uv_udp_send_t* r, int) { delete static_cast<Send*>(r->data); }) != 0) {
     delete s;

@@ -32,7 +32,6 @@ class UvUdpSocket : public DatagramSocket {
   void send(const Address& to, ByteView datagram) override;
   void send_ttl(const Address& to, ByteView datagram, int ttl) override;
   size_t link_mtu(const Address& to) const override;
-  void send_parts(const Address& to, ByteView head, ByteView body) override;
   void cork() override;
   void uncork() override;
   Address local_address() const override;
@@ -40,7 +39,7 @@ class UvUdpSocket : public DatagramSocket {
 
  private:
   UvUdpSocket();
-  void send_now(const Address& to, ByteView head, ByteView body);
+  void send_now(const Address& to, ByteView datagram);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

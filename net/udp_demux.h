@@ -56,10 +56,6 @@ class UdpDemux {
       socket_.send_ttl(to, d, ttl);
     }
     size_t link_mtu(const Address& to) const override { return socket_.link_mtu(to); }
-    void send_parts(const Address& to, ByteView head, ByteView body) override {
-      demux_.sent_to(to);
-      socket_.send_parts(to, head, body);
-    }
     void cork() override { socket_.cork(); }
     void uncork() override { socket_.uncork(); }
     Address local_address() const override { return socket_.local_address(); }

@@ -22,6 +22,7 @@ constexpr uint32_t kMaxReorderQuarters = 8, kReorderPersist = 16;
 constexpr uint64_t kMaxOutstanding = 8192;
 constexpr uint64_t kLingerMs = 2 * kMaxRto;
 constexpr size_t kMaxLingering = 1024;
+constexpr size_t kCompactPending = 64 * 1024;
 const std::string kTimedOut = "timed out";
 const std::string kReset = "connection reset by peer";
 
@@ -57,12 +58,7 @@ struct Stream::State {
   using TimerId = dht::Clock::TimerId;
 
   struct Sent {
-    // The payload: a slice of one write's chunk (no copy), or its own bytes
-    // when it gathers several writes.
-    std::shared_ptr<const Bytes> chunk;
-    uint32_t off = 0, len = 0;
-    Bytes own;
-    ByteView payload() const { return chunk ? ByteView(chunk->data() + off, len) : ByteView(own); }
+    Bytes payload;
     uint8_t type = 0;
     uint8_t padding = 0;  // an MTU probe's zeros, on its first transmission only
     uint64_t sent_at = 0;
@@ -83,9 +79,8 @@ struct Stream::State {
 
   // Sending: `pending` holds written bytes not yet in a packet; `outgoing`
   // the packets [remote_acked, seq) until cumulatively acked.
-  std::deque<std::shared_ptr<const Bytes>> pending;  // one chunk per write
-  size_t pending_off = 0;                             // into pending.front()
-  size_t pending_bytes = 0;
+  Bytes pending;
+  size_t pending_off = 0;
   size_t unacked_bytes = 0;
   bool end_wanted = false, end_sent = false, end_acked = false;
   uint64_t end_seq = 0;
@@ -129,7 +124,7 @@ struct Stream::State {
   std::map<uint64_t, Received> ooo;
   size_t ooo_bytes = 0;
   std::optional<ByteView> in_order;
-  Bytes header_buffer;  // the packet just accepted, when it needed no buffering
+  Bytes packet_buffer;  // the packet just accepted, when it needed no buffering
   Bytes early;
   uint32_t window_max = kDefaultWindow;
   bool ack_needed = false, remote_ended = false, end_reported = false;
@@ -172,17 +167,16 @@ struct Stream::State {
     return unread >= window_max ? 0 : static_cast<uint32_t>(window_max - unread);
   }
 
-  // The header (and a probe's padding) in a reused buffer; the body goes to
-  // the socket as it is, so a corked socket copies each byte once.
   void send_packet(uint8_t type, uint64_t packet_seq, ByteView body, uint8_t padding = 0) {
-    Bytes& head = header_buffer;
-    head.clear();
-    write_header(head, Header{type, padding, self.remote_id_, advertised_window(), static_cast<uint32_t>(packet_seq),
-                              static_cast<uint32_t>(ack)});
-    head.resize(head.size() + padding, 0);
-    self.mux_->socket().send_parts(self.remote_, head, body);
+    Bytes& out = packet_buffer;  // reused: no allocation per packet
+    out.clear();
+    write_header(out, Header{type, padding, self.remote_id_, advertised_window(), static_cast<uint32_t>(packet_seq),
+                             static_cast<uint32_t>(ack)});
+    out.resize(out.size() + padding, 0);
+    out.insert(out.end(), body.begin(), body.end());
+    self.mux_->socket().send(self.remote_, out);
     self.stats_.packets_sent++;
-    self.stats_.bytes_sent += head.size() + body.size();
+    self.stats_.bytes_sent += out.size();
   }
 
   // [start, end) runs of what sits in the out-of-order buffer, at most kMaxSacks.
@@ -229,7 +223,7 @@ struct Stream::State {
 
   Sent& at(uint64_t s) { return outgoing[s - remote_acked]; }
 
-  bool has_new_data() const { return pending_bytes > 0 || (end_wanted && !end_sent); }
+  bool has_new_data() const { return pending_off < pending.size() || (end_wanted && !end_sent); }
 
   size_t payload_size() const { return mtu - kPacketOverhead; }
 
@@ -238,8 +232,7 @@ struct Stream::State {
   }
 
   void queue(ByteView bytes) {
-    pending.push_back(std::make_shared<const Bytes>(bytes.begin(), bytes.end()));
-    pending_bytes += bytes.size();
+    pending.insert(pending.end(), bytes.begin(), bytes.end());
     unacked_bytes += bytes.size();
     schedule_flush();
   }
@@ -249,33 +242,10 @@ struct Stream::State {
     if (self.connected_ && !flush_timer) arm(flush_timer, 0, &State::try_send);
   }
 
-  // Takes n bytes off the front of `pending`.
-  void consume(size_t n) {
-    pending_off += n;
-    pending_bytes -= n;
-    if (pending_off == pending.front()->size()) {
-      pending.pop_front();
-      pending_off = 0;
-    }
-  }
-
   uint64_t packetize() {
-    size_t n = std::min(payload_size(), pending_bytes);
+    size_t n = std::min(payload_size(), pending.size() - pending_off);
     Sent p;
-    if (n > 0 && pending.front()->size() - pending_off >= n) {
-      p.chunk = pending.front();
-      p.off = static_cast<uint32_t>(pending_off);
-      p.len = static_cast<uint32_t>(n);
-      consume(n);
-    } else {
-      p.own.reserve(n);
-      while (p.own.size() < n) {
-        const Bytes& front = *pending.front();
-        size_t k = std::min(front.size() - pending_off, n - p.own.size());
-        p.own.insert(p.own.end(), front.begin() + pending_off, front.begin() + pending_off + k);
-        consume(k);
-      }
-    }
+    p.payload.assign(pending.begin() + pending_off, pending.begin() + pending_off + n);
     p.type = n ? kData : 0;
     if (probe_wanted && !probe_in_flight && n == payload_size()) {
       p.padding = static_cast<uint8_t>(probe_size - mtu);
@@ -283,10 +253,18 @@ struct Stream::State {
       probe_in_flight = true;
       probe_seq = seq;
     }
-    if (pending_bytes == 0 && end_wanted) {
-      p.type |= kEnd;
-      end_sent = true;
-      end_seq = seq;
+    pending_off += n;
+    if (pending_off == pending.size()) {
+      pending.clear();
+      pending_off = 0;
+      if (end_wanted) {
+        p.type |= kEnd;
+        end_sent = true;
+        end_seq = seq;
+      }
+    } else if (pending_off > kCompactPending && pending_off * 2 > pending.size()) {
+      pending.erase(pending.begin(), pending.begin() + pending_off);
+      pending_off = 0;
     }
     outgoing.push_back(std::move(p));
     return seq++;
@@ -299,7 +277,7 @@ struct Stream::State {
     p.lost = false;
     inflight++;
     if (p.transmits > 1) self.stats_.retransmits++;
-    send_packet(p.type, s, p.payload(), p.transmits == 1 ? p.padding : 0);
+    send_packet(p.type, s, p.payload, p.transmits == 1 ? p.padding : 0);
     if (!rto_timer) arm(rto_timer, rto, &State::on_rto);
   }
 
@@ -408,7 +386,7 @@ struct Stream::State {
     } else {
       inflight--;
     }
-    unacked_bytes -= p.payload().size();
+    unacked_bytes -= p.payload.size();
     if (probe_in_flight && s == probe_seq) probe_done(p.transmits == 1);
     uint64_t rtt = now() - p.sent_at;
     if (p.transmits == 1) sample_rtt(rtt);  // Karn: retransmits give no samples
@@ -538,7 +516,7 @@ struct Stream::State {
     if (is_pending_probe(s)) probe_done(false);
     if (p.sacked) {
       p.sacked = false;  // the peer reneged: resend
-      unacked_bytes += p.payload().size();
+      unacked_bytes += p.payload.size();
     } else {
       inflight--;
     }
@@ -728,7 +706,6 @@ struct Stream::State {
     }
     self.mux_->release(self);
     pending.clear();
-    pending_off = pending_bytes = 0;
     outgoing.clear();
     retransmits.clear();
     ooo.clear();
