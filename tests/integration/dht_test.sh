@@ -47,24 +47,6 @@ lookup_finds() {
 }
 
 # --- 1. a private network of 20 nodes ------------------------------------------
-start_node() {  # start_node INDEX [BOOTSTRAP]
-  "$P2P" dht bootstrap --host 127.0.0.1 --port 0 ${2:+--bootstrap "$2"} > "$T/node$1.out" 2> "$T/node$1.err" &
-  PID[$1]=$!
-  PIDS+=("$!")
-}
-node_address() {  # node_address INDEX: its HOST:PORT, the first line it prints
-  local i
-  for i in $(seq 1 100); do
-    if [ -s "$T/node$1.out" ]; then
-      ADDR[$1]=$(head -n 1 "$T/node$1.out")
-      [[ "${ADDR[$1]}" =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "node $1 printed '${ADDR[$1]}', not HOST:PORT"
-      return 0
-    fi
-    kill -0 "${PID[$1]}" 2>/dev/null || fail "node $1 exited: $(cat "$T/node$1.err")"
-    sleep 0.05
-  done
-  fail "node $1 printed no address within 5 s"
-}
 ping_ok() {  # ping_ok INDEX: the node answers a ping (a few tries)
   local i
   for i in 1 2 3 4 5; do
@@ -73,7 +55,6 @@ ping_ok() {  # ping_ok INDEX: the node answers a ping (a few tries)
   done
   fail "node $1 (${ADDR[$1]}) does not answer a ping"
 }
-declare -a PID ADDR
 start_node 0
 node_address 0
 FIRST=${ADDR[0]}
@@ -155,8 +136,8 @@ for i in $(seq 1 $((NODES - 1))); do
   if [ $((i % 3)) = 1 ]; then KILLED+=("$i"); fi  # 1 4 7 10 13 16 19: 7 of the 19
 done
 {  # (bash reports "Killed" on its own stderr when it reaps them)
-  for i in "${KILLED[@]}"; do kill -9 "${PID[$i]}"; done
-  for i in "${KILLED[@]}"; do wait "${PID[$i]}" || true; done
+  for i in "${KILLED[@]}"; do kill -9 "${NODE_PID[$i]}"; done
+  for i in "${KILLED[@]}"; do wait "${NODE_PID[$i]}" || true; done
 } 2> /dev/null
 # A fresh client with no remembered nodes, joining through the first node only.
 lookup_finds fresh "$TOPIC" "$KEY" 20
@@ -234,7 +215,7 @@ print(sent)
 PY
 )
 for i in "${TARGETS[@]}"; do
-  kill -0 "${PID[$i]}" 2>/dev/null || fail "node $i died after malformed datagrams: $(tail -n 5 "$T/node$i.err")"
+  kill -0 "${NODE_PID[$i]}" 2>/dev/null || fail "node $i died after malformed datagrams: $(tail -n 5 "$T/node$i.err")"
   ping_ok "$i"
 done
 lookup_finds fresh "$TOPIC" "$KEY" 20
@@ -359,9 +340,9 @@ step "7. client B remembers $n nodes in dht-nodes"
 for i in $(seq 0 $((NODES - 1))); do
   if grep -q "Sanitizer\|runtime error" "$T/node$i.err"; then fail "node $i: $(grep -m 3 "Sanitizer\|runtime error" "$T/node$i.err")"; fi
 done
-stop_rc "${PID[0]}" INT 5
+stop_rc "${NODE_PID[0]}" INT 5
 [ "$RC" = 0 ] || fail "the first node exited $RC on SIGINT, expected 0"
-stop_rc "${PID[2]}" TERM 5
+stop_rc "${NODE_PID[2]}" TERM 5
 [ "$RC" = 0 ] || fail "node 2 exited $RC on SIGTERM, expected 0"
 step "nodes stop with exit 0 on SIGINT and SIGTERM"
 echo "dht test: passed in $((SECONDS - START)) s"
