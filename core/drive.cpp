@@ -12,9 +12,40 @@ namespace {
 // Sub-encoder prefix of Hyperdrive's file entries: "files" 0x00.
 const std::string kFilesPrefix = std::string("files") + '\0';
 // How many content blocks go into one committed transaction while streaming.
-constexpr size_t kBlocksPerCommit = 256;
+constexpr size_t kBlocksPerCommit = 128;
 // Release mapped pages after this many bytes read (bounded resident memory).
 constexpr uint64_t kReleaseEvery = 16 * 1024 * 1024;
+
+// A batch of a streamed file: its bytes cut into blocks, with their leaves.
+struct Batch {
+  std::vector<uint8_t> buf = std::vector<uint8_t>(kBlobBlockSize * kBlocksPerCommit);
+  size_t filled = 0;
+  bool eof = false;
+  Status status;
+  std::vector<ByteView> blocks;
+  std::vector<merkle::Node> leaves;
+};
+
+// Reads up to a batch from `source` (eof when it ends first) and hashes it.
+void fill_batch(const ByteSource& source, Batch& b) {
+  b.filled = 0;
+  b.blocks.clear();
+  while (b.filled < b.buf.size()) {
+    auto n = source(b.buf.data() + b.filled, b.buf.size() - b.filled);
+    if (!n.ok()) {
+      b.status = n.status();
+      return;
+    }
+    if (*n == 0) {
+      b.eof = true;
+      break;
+    }
+    b.filled += *n;
+  }
+  for (size_t off = 0; off < b.filled; off += kBlobBlockSize)
+    b.blocks.emplace_back(b.buf.data() + off, std::min(kBlobBlockSize, b.filled - off));
+  b.leaves = merkle::leaf_nodes(0, b.blocks);
+}
 
 Bytes db_key(std::string_view path) {
   Bytes k(kFilesPrefix.begin(), kFilesPrefix.end());
@@ -154,34 +185,26 @@ Status Drive::put(std::string_view name, const ByteSource& source, bool executab
   auto lock = store_.lock(to_hex(blobs_->key()));
   if (!lock.ok()) return lock.status();
 
+  // Two batches in flight: while one commits (LMDB copies, writes and
+  // fsyncs it), the next is read from the source and hashed on a thread.
+  Batch batches[2];
+  auto next = std::async(std::launch::async, fill_batch, std::cref(source), std::ref(batches[0]));
   std::optional<BlobId> blob;
-  std::vector<uint8_t> buf(kBlobBlockSize * kBlocksPerCommit);
-  for (bool first = true;; first = false) {
-    // Fill up to kBlocksPerCommit blocks, then commit them together.
-    size_t filled = 0;
-    bool eof = false;
-    while (filled < buf.size()) {
-      auto n = source(buf.data() + filled, buf.size() - filled);
-      if (!n.ok()) return n.status();
-      if (*n == 0) {
-        eof = true;
-        break;
-      }
-      filled += *n;
-    }
-    if (filled > 0) {
+  for (size_t turn = 0;; turn++) {
+    Batch& batch = batches[turn % 2];
+    next.get();
+    if (!batch.status.ok()) return batch.status;
+    if (!batch.eof) next = std::async(std::launch::async, fill_batch, std::cref(source), std::ref(batches[(turn + 1) % 2]));
+    if (!batch.blocks.empty()) {
       auto w = blobs_->writer();
       if (!w.ok()) return w.status();
-      if (first) blob = BlobId{(*w)->length(), 0, blobs_->byte_length(), 0};
-      std::vector<ByteView> blocks;
-      for (size_t off = 0; off < filled; off += kBlobBlockSize)
-        blocks.emplace_back(buf.data() + off, std::min(kBlobBlockSize, filled - off));
-      P2P_TRY((*w)->append(blocks));
+      if (!blob) blob = BlobId{(*w)->length(), 0, blobs_->byte_length(), 0};
+      P2P_TRY((*w)->append(batch.blocks, batch.leaves));
       P2P_TRY((*w)->commit());
-      blob->block_length += blocks.size();
-      blob->byte_length += filled;
+      blob->block_length += batch.blocks.size();
+      blob->byte_length += batch.filled;
     }
-    if (eof) break;
+    if (batch.eof) break;
   }
   // Hyperdrive stores an empty file as a zero-length blob at the current end.
   if (!blob) blob = BlobId{blobs_->length(), 0, blobs_->byte_length(), 0};

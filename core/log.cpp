@@ -329,14 +329,20 @@ class CoreWriterImpl : public CoreWriter {
   }
 
   Status append(std::span<const ByteView> blocks) override {
-    for (ByteView b : blocks)
-      if (b.size() > kMaxBlockSize)
-        return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
-                                std::to_string(kMaxBlockSize));
-    auto leaves = merkle::leaf_nodes(batch_.length(), blocks);
+    return append(blocks, merkle::leaf_nodes(batch_.length(), blocks));
+  }
+
+  Status append(std::span<const ByteView> blocks, std::span<const merkle::Node> leaves) override {
+    if (leaves.size() != blocks.size()) return invalid_argument("one leaf per block is needed");
     for (size_t i = 0; i < blocks.size(); i++) {
+      P2P_TRY(check_size(blocks[i]));
+      if (leaves[i].size != blocks[i].size()) return invalid_argument("a leaf does not match its block");
+    }
+    for (size_t i = 0; i < blocks.size(); i++) {
+      merkle::Node leaf = leaves[i];
+      leaf.index = 2 * batch_.length();
       P2P_TRY(txn_->put_last(storage::Table::blocks, storage::pair_key(core_.local_id_, batch_.length()), blocks[i]));
-      batch_.append_leaf(leaves[i]);
+      batch_.append_leaf(leaf);
     }
     // Nodes go in sorted so most of them land past the table's end (page fill, not split).
     std::vector<merkle::Node> added = batch_.added_nodes();
@@ -367,6 +373,12 @@ class CoreWriterImpl : public CoreWriter {
   }
 
  private:
+  static Status check_size(ByteView b) {
+    if (b.size() <= kMaxBlockSize) return {};
+    return invalid_argument("a block is " + std::to_string(b.size()) + " bytes; the limit is " +
+                            std::to_string(kMaxBlockSize));
+  }
+
   Core& core_;
   std::unique_ptr<storage::WriteTxn> txn_;
   merkle::TreeBatch batch_;

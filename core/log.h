@@ -55,6 +55,10 @@ class BlockFetcher {
 class CoreWriter : public CoreReader {
  public:
   virtual Status append(std::span<const ByteView> blocks) = 0;
+  // The same with each block's leaf already hashed (merkle::leaf_nodes, from
+  // any first index: the writer numbers them), so a caller can hash the next
+  // batch while this one commits.
+  virtual Status append(std::span<const ByteView> blocks, std::span<const merkle::Node> leaves) = 0;
   virtual Status commit() = 0;
 };
 

@@ -57,6 +57,39 @@ TEST_CASE("drive: streaming put across many blocks, versions, delete", "[drive]"
   CHECK_FALSE(t.drive->entry("/big")->has_value());
 }
 
+TEST_CASE("drive: a streamed put of several commits, read in odd pieces; a failing source stores nothing", "[drive]") {
+  TestDrive t;
+  // Over two commits' worth (each holds 128 blocks of 64 KiB), so the next batch is
+  // read and hashed while one commits.
+  Bytes big(300 * kBlobBlockSize + 777);
+  for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<uint8_t>((i * 2654435761u) >> 13);
+  size_t offset = 0, reads = 0;
+  REQUIRE(t.drive->put("/big", [&](uint8_t* out, size_t n) -> Result<size_t> {
+    size_t take = std::min({n, big.size() - offset, size_t{12345} + reads++ % 7});
+    std::copy_n(big.data() + offset, take, out);
+    offset += take;
+    return take;
+  }).ok());
+  auto e = *t.drive->entry("/big");
+  REQUIRE(e);
+  CHECK(e->blob->block_length == 301);
+  CHECK(e->blob->byte_length == big.size());
+  CHECK(read_all(*t.drive, "/big") == std::string(as_chars(big)));
+
+  size_t served = 0;
+  Status s = t.drive->put("/broken", [&](uint8_t* out, size_t n) -> Result<size_t> {
+    if (served >= 200 * kBlobBlockSize) return io_error("the disk went away");
+    size_t take = std::min(n, size_t{1} << 20);
+    std::fill_n(out, take, uint8_t{7});
+    served += take;
+    return take;
+  });
+  CHECK(s.code() == ErrorCode::io);
+  CHECK(s.message().find("the disk went away") != std::string::npos);
+  CHECK_FALSE(t.drive->entry("/broken")->has_value());
+  CHECK(read_all(*t.drive, "/big") == std::string(as_chars(big)));
+}
+
 TEST_CASE("drive: listing, readdir, diff, put_many", "[drive]") {
   TestDrive t;
   std::vector<Drive::SmallFile> files = {
