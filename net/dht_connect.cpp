@@ -376,7 +376,14 @@ std::optional<Answer> Connector::on_peer_request(const InboundRequest& in) {
   if (req.command == kPeerHandshake) {
     auto m = decode_handshake_message(*req.value);
     if (!m) return Answer::dropped();
-    if (server != servers_.end()) return on_handshake_as_server(*server->second, in, *m);
+    // A handshake sent straight to us is answered as the server only on the
+    // main socket: the client's stream goes where the answer came from, and
+    // our streams live on the main socket. At the client socket (which an
+    // adaptive node asks from until it knows it is reachable, so where others
+    // have seen it) the client gets closer nodes, and then comes through the
+    // nodes that hold our record.
+    bool as_server = server != servers_.end() && (in.on_main_socket || m->mode != kModeFromClient);
+    if (as_server) return on_handshake_as_server(*server->second, in, *m);
     return on_handshake_as_relay(in, *m);
   }
   if (req.command == kPeerHolepunch) {

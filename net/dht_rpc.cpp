@@ -232,7 +232,7 @@ Hash32 Node::token_for(const Address& addr, int secret) const {
 }
 
 void Node::on_request(DatagramSocket& socket, const Address& from, Request msg) {
-  InboundRequest in{.from = from, .from_id = std::nullopt, .message = std::move(msg)};
+  InboundRequest in{.from = from, .from_id = std::nullopt, .message = std::move(msg), .on_main_socket = &socket == &socket_};
   if (in.message.id && *in.message.id == node_id(from)) in.from_id = in.message.id;
   if (in.message.token && *in.message.token != token_for(from, 1) && *in.message.token != token_for(from, 0)) {
     send_reply(socket, from, in.message, Answer{.error = kErrorInvalidToken, .token = true});

@@ -39,6 +39,7 @@ struct InboundRequest {
   Address from{};
   std::optional<Hash32> from_id{};  // only when it matches `from`
   Request message{};                // a token in it has been checked: it is ours
+  bool on_main_socket = true;       // false: it came to the client socket of an adaptive node
 };
 
 // How the application answers a request it handles.

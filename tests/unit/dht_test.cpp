@@ -455,6 +455,7 @@ enum class Behind { nothing, consistent_nat, random_nat };
 // streams and the connector (every node relays handshakes).
 struct Wired {
   std::unique_ptr<DatagramSocket> socket;
+  std::unique_ptr<DatagramSocket> client_socket;  // adaptive nodes: requests while not known reachable
   std::unique_ptr<UdpDemux> demux;
   std::unique_ptr<udx::Mux> mux;
   std::unique_ptr<Node> node;
@@ -470,19 +471,25 @@ struct ConnectSim {
 
   explicit ConnectSim(uint64_t seed) : net(seed) {}
 
-  Wired& add(Behind behind, bool persistent, std::vector<Address> bootstrap) {
+  Wired& add(Behind behind, bool persistent, std::vector<Address> bootstrap, bool adaptive = false) {
     auto w = std::make_unique<Wired>();
     Address a = sim_address(next_address++);
     w->socket = behind == Behind::random_nat ? net.open_random_nat_socket(a)
                                              : net.open_socket(a, behind == Behind::consistent_nat);
+    if (adaptive) {
+      Address c = a;
+      c.port = 40000;  // the same host, another port
+      w->client_socket = net.open_socket(c, behind == Behind::consistent_nat);
+    }
     w->demux = std::make_unique<UdpDemux>(*w->socket);
     w->mux = std::make_unique<udx::Mux>(net, *w->socket);
     w->demux->set_stream_handler([mux = w->mux.get()](const Address& from, ByteView d) { return mux->handle(from, d); });
     NodeConfig config;
     config.bootstrap = std::move(bootstrap);
     if (persistent) config.public_address = a;
+    config.adaptive = adaptive;
     config.seed = next_address * 104729;
-    w->node = std::make_unique<Node>(net, w->demux->dht_socket(), config);
+    w->node = std::make_unique<Node>(net, w->demux->dht_socket(), config, w->client_socket.get());
     w->dht = std::make_unique<HyperDht>(*w->node);
     w->connector = std::make_unique<Connector>(*w->dht, *w->mux, *w->demux);
     nodes.push_back(std::move(w));
@@ -587,6 +594,35 @@ TEST_CASE("connect: a peer on the open network is reached without punching", "[d
   auto at_server = collect(*accepted);
   dialled->value().stream->write(pattern(5000, 3));
   REQUIRE(sim.net.run_until([&] { return at_server->size() == 5000; }, 20'000));
+}
+
+TEST_CASE("connect: a handshake sent to an adaptive server's client socket still ends on its main socket", "[dht][connect]") {
+  ConnectSim sim(24);
+  sim.grow(10);
+  // Freshly started and adaptive: until it knows it is reachable, the server's
+  // node asks (and is seen by others) from its client socket; its streams are
+  // on the main socket. A client that sends the handshake straight to the
+  // client socket must not get a stream pointed there.
+  Wired& server = sim.add(Behind::nothing, false, {sim.nodes.front()->address()}, true);
+  sim.join(server);
+  REQUIRE(server.node->firewalled());
+  Wired& client = sim.peer(Behind::nothing);
+  auto skp = key_pair(45), ckp = key_pair(46);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+  std::optional<Result<Established>> dialled;
+  client.connector->connect(ckp, skp.public_key, {server.client_socket->local_address()},
+                            [&](Result<Established> r) { dialled = std::move(r); });
+  REQUIRE(sim.net.run_until([&] { return dialled.has_value(); }, 60'000));
+  INFO(dialled->status().message());
+  REQUIRE(dialled->ok());
+  CHECK(dialled->value().remote == server.address());
+  dialled->value().stream->write(pattern(5000, 4));
+  REQUIRE(sim.net.run_until([&] { return accepted.has_value(); }, 20'000));
+  auto at_server = collect(*accepted);
+  auto at_client = collect(dialled->value());
+  accepted->stream->write(pattern(3000, 5));
+  REQUIRE(sim.net.run_until([&] { return at_server->size() == 5000 && at_client->size() == 3000; }, 20'000));
 }
 
 TEST_CASE("connect: a randomized NAT is not punched; the dial fails in bounded time", "[dht][connect]") {
