@@ -1,5 +1,6 @@
 #include "net/dht_uv.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <sys/socket.h>
@@ -7,6 +8,7 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -69,8 +71,10 @@ void UvClock::cancel_timer(TimerId id) {
 // --- socket ---
 
 namespace {
-// libuv's recvmmsg takes up to 20 datagrams per call, each in a 64 KiB slice.
-constexpr size_t kRecvSlices = 20, kRecvSlice = 64 * 1024;
+// Reads take up to 16 buffers per recvmmsg, each up to 64 KiB: with UDP GRO
+// one buffer holds a run of a peer's equal-sized datagrams.
+constexpr size_t kRecvSlices = 16, kRecvSlice = 64 * 1024;
+constexpr int kMaxReadRounds = 8;  // then back to the loop (epoll is level-triggered)
 
 // A corked datagram: where it goes and where its bytes are in the buffer.
 struct Held {
@@ -81,6 +85,16 @@ struct Held {
 
 struct UvUdpSocket::Impl {
   uv_udp_t* handle = nullptr;  // freed by its close callback
+  // Reads go through our own poll on a duplicate of the socket (libuv's
+  // watcher, on the original, only serves its send queue): libuv does not
+  // pass the UDP_GRO control message that says where datagrams split.
+  struct Reader {
+    uv_poll_t poll;
+    int fd;
+    Impl* impl;
+  };
+  Reader* reader = nullptr;  // freed by its close callback
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   Receiver receiver;
   Address local;
   std::unique_ptr<char[]> buffer = std::make_unique<char[]>(kRecvSlices * kRecvSlice);
@@ -109,9 +123,59 @@ sockaddr_in to_sockaddr(const Address& a) {
   return sa;
 }
 
+// The segment size of a GRO buffer, or its whole length.
+size_t gro_segment(msghdr& m, size_t length) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+    if (c->cmsg_level != SOL_UDP || c->cmsg_type != UDP_GRO) continue;
+    int size = 0;
+    std::memcpy(&size, CMSG_DATA(c), sizeof size);
+    if (size > 0) return static_cast<size_t>(size);
+  }
+  return length;
+}
+
 }  // namespace
 
 UvUdpSocket::UvUdpSocket() : impl_(std::make_unique<Impl>()) {}
+
+// Everything waiting, a bounded number of batches; each datagram to the
+// receiver, which may destroy this socket (then nothing here is touched).
+void UvUdpSocket::read_ready(Impl& impl) {
+  auto alive = impl.alive;
+  for (int round = 0; round < kMaxReadRounds; round++) {
+    mmsghdr msgs[kRecvSlices];
+    iovec iov[kRecvSlices];
+    sockaddr_in from[kRecvSlices];
+    alignas(cmsghdr) char control[kRecvSlices][CMSG_SPACE(sizeof(int))];
+    for (size_t i = 0; i < kRecvSlices; i++) {
+      iov[i] = {impl.buffer.get() + i * kRecvSlice, kRecvSlice};
+      msgs[i] = {};
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_control = control[i];
+      msgs[i].msg_hdr.msg_controllen = sizeof control[i];
+    }
+    int n = ::recvmmsg(impl.reader->fd, msgs, kRecvSlices, MSG_DONTWAIT, nullptr);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    for (int k = 0; k < n; k++) {
+      msghdr& m = msgs[k].msg_hdr;
+      size_t length = msgs[k].msg_len;
+      if ((m.msg_flags & MSG_TRUNC) || m.msg_namelen != sizeof(sockaddr_in) || from[k].sin_family != AF_INET) continue;
+      size_t segment = gro_segment(m, length);
+      Address a = from_sockaddr(from[k]);
+      const auto* base = reinterpret_cast<const uint8_t*>(iov[k].iov_base);
+      for (size_t off = 0; off < length; off += segment) {
+        if (!impl.receiver) break;
+        impl.receiver(a, ByteView(base + off, std::min(segment, length - off)));
+        if (!*alive) return;
+      }
+    }
+    if (n < static_cast<int>(kRecvSlices)) return;
+  }
+}
 
 Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const std::string& host, uint16_t port) {
   std::unique_ptr<UvUdpSocket> s(new UvUdpSocket());
@@ -120,7 +184,7 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
     return invalid_argument("not an IPv4 address to bind: " + host);
   }
   auto* handle = new uv_udp_t;
-  uv_udp_init_ex(loop, handle, AF_INET | UV_UDP_RECVMMSG);
+  uv_udp_init(loop, handle);
   handle->data = s->impl_.get();
   s->impl_->handle = handle;
   if (int rc = uv_udp_bind(handle, reinterpret_cast<const sockaddr*>(&sa), 0); rc != 0) {
@@ -132,36 +196,45 @@ Result<std::unique_ptr<UvUdpSocket>> UvUdpSocket::bind(uv_loop_s* loop, const st
   uv_recv_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
   buffer = 4 * 1024 * 1024;
   uv_send_buffer_size(reinterpret_cast<uv_handle_t*>(handle), &buffer);
+  uv_os_fd_t fd = -1;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd) != 0) return io_error("the UDP socket has no descriptor");
   // Don't fragment (as libudx sends): a UDX packet larger than the path
   // allows is lost, which is how MTU probing learns the limit. PROBE rather
   // than DO: the probes, not ICMP, decide.
-  uv_os_fd_t fd;
-  if (uv_fileno(reinterpret_cast<uv_handle_t*>(handle), &fd) == 0) {
-    int pmtu = IP_PMTUDISC_PROBE;
-    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
-  }
+  int pmtu = IP_PMTUDISC_PROBE;
+  setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
+  int gro = 1;  // the kernel may hand over a run of datagrams in one buffer
+  setsockopt(fd, SOL_UDP, UDP_GRO, &gro, sizeof gro);
   sockaddr_in bound{};
   int len = sizeof bound;
   uv_udp_getsockname(handle, reinterpret_cast<sockaddr*>(&bound), &len);
   s->impl_->local = from_sockaddr(bound);
-  uv_udp_recv_start(
-      handle,
-      [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-        auto* impl = static_cast<Impl*>(h->data);
-        *buf = uv_buf_init(impl->buffer.get(), kRecvSlices * kRecvSlice);
-      },
-      [](uv_udp_t* h, ssize_t n, const uv_buf_t* buf, const sockaddr* addr, unsigned) {
-        auto* impl = static_cast<Impl*>(h->data);
-        if (n <= 0 || !addr || addr->sa_family != AF_INET || !impl->receiver) return;
-        impl->receiver(from_sockaddr(*reinterpret_cast<const sockaddr_in*>(addr)),
-                       ByteView(reinterpret_cast<const uint8_t*>(buf->base), static_cast<size_t>(n)));
-      });
+  int read_fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (read_fd < 0) return io_error(std::string("cannot duplicate the UDP socket: ") + std::strerror(errno));
+  auto* reader = new Impl::Reader{{}, read_fd, s->impl_.get()};
+  uv_poll_init(loop, &reader->poll, read_fd);
+  reader->poll.data = reader;
+  s->impl_->reader = reader;
+  // Reading on an error too: recvmmsg then takes the socket's pending error.
+  uv_poll_start(&reader->poll, UV_READABLE, [](uv_poll_t* p, int, int) {
+    auto* r = static_cast<Impl::Reader*>(p->data);
+    if (r->impl) read_ready(*r->impl);
+  });
   return s;
 }
 
 UvUdpSocket::~UvUdpSocket() {
+  *impl_->alive = false;
+  if (auto* r = impl_->reader) {
+    r->impl = nullptr;
+    uv_poll_stop(&r->poll);
+    uv_close(reinterpret_cast<uv_handle_t*>(&r->poll), [](uv_handle_t* h) {
+      auto* reader = static_cast<Impl::Reader*>(h->data);
+      ::close(reader->fd);
+      delete reader;
+    });
+  }
   if (!impl_->handle) return;
-  uv_udp_recv_stop(impl_->handle);
   uv_close(reinterpret_cast<uv_handle_t*>(impl_->handle), [](uv_handle_t* h) { delete reinterpret_cast<uv_udp_t*>(h); });
 }
 

@@ -41,6 +41,7 @@ class UvUdpSocket : public DatagramSocket {
   UvUdpSocket();
   void send_now(const Address& to, ByteView datagram);
   struct Impl;
+  static void read_ready(Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 
