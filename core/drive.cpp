@@ -201,6 +201,10 @@ Status Drive::put(std::string_view name, const ByteSource& source, bool executab
       if (!blob) blob = BlobId{(*w)->length(), 0, blobs_->byte_length(), 0};
       P2P_TRY((*w)->append(batch.blocks, batch.leaves));
       P2P_TRY((*w)->commit());
+      // A big file's blocks are on disk now: let them leave the page cache
+      // rather than push out everything else (and make the kernel find a
+      // fresh page for every 4 KiB of it).
+      if (turn > 0 || !batch.eof) store_.drop_cached_pages();
       blob->block_length += batch.blocks.size();
       blob->byte_length += batch.filled;
     }

@@ -128,6 +128,33 @@ bool ignored(const std::string& drive_path, const std::vector<std::string>& patt
   return false;
 }
 
+// A big file written in one go goes to disk as it is written, and what is on
+// disk leaves the page cache: a 1 GiB get neither waits for the kernel to find
+// a GiB of fresh pages nor pushes everything else out of the cache.
+class StreamingWriteback {
+ public:
+  static constexpr uint64_t kWindow = 8 << 20;
+  static constexpr uint64_t kMinFile = 64 << 20;
+  StreamingWriteback(int fd, uint64_t file_size) : fd_(fd), on_(file_size >= kMinFile) {}
+  // `offset`: how much was written before this chunk.
+  void wrote(uint64_t offset) {
+    if (!on_ || offset < next_ + kWindow) return;
+    // Start this window's writeback; wait for the one before and drop it.
+    ::sync_file_range(fd_, static_cast<off_t>(next_), kWindow, SYNC_FILE_RANGE_WRITE);
+    if (next_ >= kWindow) {
+      off_t prev = static_cast<off_t>(next_ - kWindow);
+      ::sync_file_range(fd_, prev, kWindow, SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_, prev, kWindow, POSIX_FADV_DONTNEED);
+    }
+    next_ += kWindow;
+  }
+
+ private:
+  int fd_;
+  bool on_;
+  uint64_t next_ = 0;  // the start of the next window to hand to the kernel
+};
+
 Status put_file(Drive& drive, const std::string& host_path, const std::string& drive_path, const Progress& progress) {
   struct stat st;
   if (::lstat(host_path.c_str(), &st) != 0) return errno_status("cannot read", host_path);
@@ -171,9 +198,11 @@ Status get_file(Drive& drive, const DriveEntry& entry, const std::string& host_p
   if (fd < 0) return errno_status("cannot create", tmp);
   Status written;
   uint64_t moved = 0;
+  StreamingWriteback writeback(fd, entry.size());
   Status s = drive.read(entry, [&](ByteView chunk) {
     moved += chunk.size();
     if (progress) progress(moved);
+    writeback.wrote(moved - chunk.size());
     size_t done = 0;
     while (done < chunk.size()) {
       ssize_t n = ::write(fd, chunk.data() + done, chunk.size() - done);

@@ -217,6 +217,11 @@ class LmdbStore : public Store {
 
   void release_mapped_pages() override { span_.release(); }
 
+  void drop_cached_pages() override {
+    int fd = -1;
+    if (mdb_env_get_fd(env_, &fd) == 0) ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  }
+
   Result<std::unique_ptr<Lock>> lock(std::string_view name) override {
     std::string dir = dir_ + "/locks";
     ::mkdir(dir.c_str(), 0700);

@@ -60,6 +60,9 @@ class Store {
   // Lets go of memory-mapped pages this process has read (they stay in the
   // page cache): keeps a long streaming read from growing the resident set.
   virtual void release_mapped_pages() {}
+  // Lets the kernel drop the store's clean cached pages (after a large
+  // committed write): a streamed file does not fill the page cache.
+  virtual void drop_cached_pages() {}
 
   // An advisory lock, across processes, on `name` (held until destroyed):
   // for multi-transaction writes that must not interleave, like one file's
