@@ -114,7 +114,9 @@ struct Stream::State {
   bool probe_wanted = false, probe_in_flight = false;
   uint64_t probe_seq = 0;
 
-  TimerId rto_timer = 0, loss_timer = 0, probe_timer = 0, zwp_timer = 0, flush_timer = 0, ack_timer = 0;
+  TimerId rto_timer = 0, loss_timer = 0, probe_timer = 0, zwp_timer = 0, flush_timer = 0, ack_timer = 0,
+          moved_timer = 0;
+  std::optional<uint64_t> moved_at;  // seq when change_remote moved the stream, until confirmed
   uint64_t zwp_delay = 0;
   bool probed = false;  // a tail loss probe went out since the last delivery
 
@@ -146,7 +148,8 @@ struct Stream::State {
     t = 0;
   }
   void cancel_timers() {
-    for (TimerId* t : {&rto_timer, &loss_timer, &probe_timer, &zwp_timer, &flush_timer, &ack_timer}) cancel(*t);
+    for (TimerId* t : {&rto_timer, &loss_timer, &probe_timer, &zwp_timer, &flush_timer, &ack_timer, &moved_timer})
+      cancel(*t);
   }
 
   // --- user callbacks: a copy runs, so a callback may destroy the stream ---
@@ -440,6 +443,7 @@ struct Stream::State {
     update_window(h);
     uint32_t n = (h.type & kSack) ? process_sacks(blocks) : 0;
     n += ack_through(remote_acked + d);
+    if (moved_at && remote_acked >= *moved_at && !moved_timer) arm(moved_timer, 0, &State::confirm_move);
     if (n == 0) return;
     probed = false;
     start_mtu_search();
@@ -678,6 +682,30 @@ struct Stream::State {
     update_stats();
   }
 
+  // change_remote: everything unacknowledged goes again on the new path, the
+  // MTU search starts over, and loss detection forgets the old path's timing.
+  void moved() {
+    for (uint64_t s = remote_acked; s < seq; s++)
+      if (!at(s).sacked) mark_lost(s);
+    probe_in_flight = probe_wanted = false;
+    probes_lost = 0;
+    mtu = kMtuBase;
+    mtu_search = MtuSearch::kBase;
+    mtu_max = std::clamp(self.mux_->socket().link_mtu(self.remote_), kMtuBase, kMtuMax);
+    rack_valid = false;
+    moved_at = seq;
+    if (remote_acked >= seq) arm(moved_timer, 0, &State::confirm_move);
+    if (!retransmits.empty() && !rto_timer) arm(rto_timer, rto, &State::on_rto);
+    update_stats();
+    try_send();
+  }
+
+  void confirm_move() {
+    if (!moved_at || remote_acked < *moved_at) return;
+    moved_at.reset();
+    invoke(self.on_remote_changed);
+  }
+
   void on_connect() {
     size_t link = self.mux_->socket().link_mtu(self.remote_);
     mtu_max = std::clamp(link, kMtuBase, kMtuMax);
@@ -746,6 +774,20 @@ void Stream::connect(const Address& remote, uint32_t remote_id) {
   remote_id_ = remote_id;
   connected_ = true;
   state_->on_connect();
+}
+
+bool Stream::change_remote(Mux& mux, const Address& remote, uint32_t remote_id) {
+  if (closed_ || !connected_ || &mux.clock() != &mux_->clock()) return false;
+  if (&mux != mux_) {
+    if (mux.streams_.count(id_)) return false;
+    mux_->release(*this);
+    mux.streams_[id_] = this;
+    mux_ = &mux;
+  }
+  remote_ = remote;
+  remote_id_ = remote_id;
+  state_->moved();
+  return true;
 }
 
 void Stream::write(ByteView bytes) {

@@ -96,6 +96,16 @@ class Stream {
   // Points the stream at the peer's stream. Packets that arrived before are
   // processed (their ACK deferred until now), as libudx does.
   void connect(const Address& remote, uint32_t remote_id);
+  // Moves a connected stream to another path (libudx's change_remote, used
+  // when a relayed connection gets a direct one): its packets now go out on
+  // `mux`'s socket (same clock) to `remote`, addressed to `remote_id`, and
+  // sequence and ack state carry on. What the peer has not acknowledged is
+  // sent again on the new path; the MTU search starts over (packets already
+  // sent larger than 1200 bytes keep their size). on_remote_changed is called
+  // once the peer has acknowledged everything sent before the move. False
+  // (nothing changes) when the stream is not connected or is closed, or
+  // `mux` runs on another clock or has a stream with this id.
+  bool change_remote(Mux& mux, const Address& remote, uint32_t remote_id);
   bool connected() const { return connected_; }
   const Address& remote() const { return remote_; }
 
@@ -110,6 +120,8 @@ class Stream {
   std::function<void(const std::string& error)> on_close;
   // Unreliable datagrams (MESSAGE packets) from the peer.
   std::function<void(ByteView message)> on_message;
+  // After change_remote: the peer has everything sent on the old path.
+  std::function<void()> on_remote_changed;
 
   // Queues bytes; they go out as the window allows.
   void write(ByteView bytes);

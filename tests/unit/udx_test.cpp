@@ -236,6 +236,45 @@ TEST_CASE("udx: MTU probing grows packets to what the path carries", "[udx]") {
   }
 }
 
+TEST_CASE("udx: change_remote moves a stream to another socket mid-transfer; every byte arrives", "[udx]") {
+  SimNetwork net(13, {.loss = 0.02, .min_delay_ms = 2, .max_delay_ms = 10});
+  Pair p(net);
+  Host a2(net, sim_address(3));  // a's second path (a direct one, after a relayed start)
+  CHECK_FALSE(p.sa->change_remote(*a2.mux, p.b.address, p.sb->id()));  // not connected yet
+  p.connect();
+  // b follows a to the address its packets now come from, as hyperdht's
+  // firewall hook does; late packets of the old path change nothing.
+  int b_moves = 0, a_confirmed = 0;
+  p.sb->on_firewall = [&](const Address& from) {
+    if (from != a2.address) return true;
+    b_moves++;
+    return p.sb->change_remote(*p.b.mux, from, p.sa->id());
+  };
+  p.sa->on_remote_changed = [&] { a_confirmed++; };
+  constexpr size_t kTotal = 2 << 20;
+  Checksum to_b = write_random(*p.sa, kTotal, 5), to_a = write_random(*p.sb, kTotal, 6);
+  REQUIRE(net.run_until([&] { return p.ib.sum.bytes > kTotal / 4 && p.ia.sum.bytes > kTotal / 4; }, 120'000));
+  CHECK(p.ib.sum.bytes < kTotal);
+  size_t sent_on_old_path = 0;
+  p.a.tap.on_send = [&](ByteView) { sent_on_old_path++; };
+  REQUIRE(p.sa->change_remote(*a2.mux, p.b.address, p.sb->id()));
+  REQUIRE(net.run_until([&] { return p.ia.sum.bytes == kTotal && p.ib.sum.bytes == kTotal; }, 300'000));
+  CHECK(p.ib.sum.hash == to_b.hash);
+  CHECK(p.ia.sum.hash == to_a.hash);
+  CHECK(sent_on_old_path == 0);
+  CHECK(b_moves == 1);
+  CHECK(a_confirmed == 1);
+  CHECK(p.sb->remote() == a2.address);
+
+  // Both ends close cleanly on the new path.
+  p.sa->end();
+  p.sb->end();
+  REQUIRE(net.run_until([&] { return p.ia.closed && p.ib.closed; }, 120'000));
+  CHECK(*p.ia.closed == "");
+  CHECK(*p.ib.closed == "");
+  CHECK_FALSE(p.sa->change_remote(*p.a.mux, p.b.address, p.sb->id()));  // closed
+}
+
 TEST_CASE("udx: a peer that disappears mid-transfer times out", "[udx]") {
   SimNetwork net(3, {.loss = 0.01, .min_delay_ms = 5, .max_delay_ms = 15});
   Pair p(net);
