@@ -67,6 +67,9 @@ class Drive {
   bool writable() const { return db_->writable(); }
   Result<uint64_t> version() { return bee_->version(); }
 
+  // Streams `source` into the file, 8 MiB per commit. The source is called on
+  // a helper thread (one call at a time) so that it reads ahead while the
+  // previous batch commits.
   Status put(std::string_view path, const ByteSource& source, bool executable = false,
              std::string_view metadata = "null");
   Status put(std::string_view path, ByteView data, bool executable = false, std::string_view metadata = "null");
