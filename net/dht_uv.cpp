@@ -8,7 +8,6 @@
 #include <uv.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
