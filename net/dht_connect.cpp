@@ -67,6 +67,11 @@ bool consistent_or_open(Firewall f) { return f == Firewall::consistent || f == F
 constexpr uint64_t kWireUnknown = static_cast<uint64_t>(Firewall::unknown);
 constexpr uint64_t kWireRandom = static_cast<uint64_t>(Firewall::random);
 
+// hyperdht's isRandom: a punch where either NAT is random (or unknown to us).
+bool random_punch(Firewall ours, uint64_t theirs) {
+  return static_cast<uint64_t>(ours) >= kWireRandom || theirs >= kWireRandom;
+}
+
 // The holepunch messages' secretbox (hyperdht secure-payload.js): nonce(24)
 // || XSalsa20-Poly1305 of a holepunchPayload, under H(NS_PEER_HOLEPUNCH ; key
 // = the IK handshake hash). Tokens H(ip ; key = a secret of ours) prove that a
@@ -122,6 +127,8 @@ struct Connector::Server {
   OnConnection on_connection;
   Admit admit;
   std::vector<Address> relays;
+  std::vector<Address> holders;  // every node that took our record (relays: the first few)
+  std::vector<Address> seen_as;  // us as each holder saw us
   // Answers already given, by the client's first handshake message: the same
   // message through a second relay gets the same answer and no second stream.
   struct Answered {
@@ -164,7 +171,7 @@ struct Connector::Handshake {
   // addresses say it is: the path was punched.
   bool punched_from(const Address& from) const {
     if (punch_peers.empty()) return false;
-    return (puncher && puncher->knows(from, true)) ||
+    return (puncher && puncher->punched(from)) ||
            std::find(punch_peers.begin(), punch_peers.end(), from) != punch_peers.end();
   }
 };
@@ -201,6 +208,7 @@ struct Connector::Dial {
   std::unique_ptr<Holepuncher> puncher;
   RelayInfo server_relay{};  // the relay the server asked holepunch messages to go through
   uint64_t round = 0;
+  bool random_reserved = false;  // counted as a random punch while asking the server to punch
 };
 
 // Pinging a few nodes from the main socket for a puncher's NAT analysis.
@@ -215,6 +223,12 @@ Connector::Connector(HyperDht& dht, udx::Mux& mux, UdpDemux& demux)
     : dht_(dht), mux_(mux), demux_(demux), requests_(dht.node().clock(), demux) {
   dht_.set_peer_handler([this](const InboundRequest& in) { return on_peer_request(in); });
   demux_.set_probe_handler([this](const Address& from) { probes_.on_probe(from); });
+  punching_.main_streams = &mux_;
+}
+
+void Connector::set_socket_opener(std::function<std::unique_ptr<DatagramSocket>()> open, uint64_t seed) {
+  punching_.open_socket = std::move(open);
+  punching_.seed = seed;
 }
 
 Connector::~Connector() {
@@ -227,9 +241,11 @@ Connector::~Connector() {
   for (auto& weak : dials_) {
     if (auto d = weak.lock()) {
       d->finished = true;
+      release_random(*d);
       dht_.node().clock().cancel_timer(d->timer);
       dht_.node().clock().cancel_timer(d->wait_timer);
       d->puncher.reset();
+      if (d->stream && !d->stream->closed()) d->stream->attach(mux_);  // off a punching socket that goes
     }
   }
 }
@@ -264,8 +280,8 @@ NoisePayload Connector::our_payload(uint32_t stream_id) const {
 // pinged from it, as hyperdht's nat.js samples a pooled puncher socket.
 std::unique_ptr<Holepuncher> Connector::make_puncher(bool initiator, uint64_t remote_firewall) {
   bool open = dht_.node().firewall() == Firewall::open;
-  auto p =
-      std::make_unique<Holepuncher>(dht_.node().clock(), demux_.outbound(), probes_, initiator, remote_firewall, open);
+  auto p = std::make_unique<Holepuncher>(dht_.node().clock(), demux_.outbound(), probes_, initiator, remote_firewall,
+                                         open, &punching_);
   if (open) return p;
   auto s = std::make_shared<Sampling>();
   s->nat = p->nat_handle();
@@ -357,6 +373,8 @@ void Connector::announce_server(const Hash32& target) {
     auto s = servers_.find(target);
     if (s == servers_.end()) return;
     std::vector<Address> relays = r.accepted;
+    s->second->holders = relays;
+    s->second->seen_as = r.seen_as;
     if (relays.size() > kServerRelays) relays.resize(kServerRelays);
     s->second->relays = std::move(relays);
   });
@@ -450,12 +468,12 @@ std::optional<size_t> Connector::free_handshake_slot(const Server& server) const
 }
 
 // The relays that hold our record, each with our address as it saw us (our
-// announces' source: the address the nodes report, when they agree on a port).
+// announce's source: through a random NAT, a port of its own for each).
 std::vector<RelayInfo> Connector::holepunch_relays(const Server& server) const {
   std::vector<RelayInfo> out;
-  auto seen = dht_.node().observed_address();
-  if (!seen || seen->port == 0) return out;  // not holepunchable: the client goes straight to our address
-  for (const auto& r : server.relays) out.push_back(RelayInfo{r, *seen});
+  for (size_t i = 0; i < server.relays.size() && i < server.seen_as.size(); i++) {
+    if (server.seen_as[i].port != 0) out.push_back(RelayInfo{server.relays[i], server.seen_as[i]});
+  }
   return out;
 }
 
@@ -562,6 +580,13 @@ void Connector::start_server_path(const std::shared_ptr<Handshake>& hs, const No
 bool Connector::on_first_packet(Handshake& hs, const Address& from) {
   if (from.port == 0 || hs.done || !hs.stream) return false;
   How how = hs.punched_from(from) ? How::holepunched : How::relayed;
+  // It came to one of our punching sockets (a random NAT of ours): the
+  // stream keeps that socket.
+  if (&hs.stream->mux() != &mux_) {
+    auto socket = hs.puncher ? hs.puncher->take_socket(hs.stream->mux()) : nullptr;
+    if (!socket) return false;
+    hs.stream->hold(std::move(socket));
+  }
   hs.stream->connect(from, hs.remote_id);
   emit(hs, from, how);
   return true;
@@ -624,7 +649,8 @@ void Connector::on_holepunch_as_server(Server& server, const InboundRequest& in,
     reply_abort(*hs, req, relay, client);
     return abort_handshake(*hs);
   }
-  bool from_our_relay = std::find(server.relays.begin(), server.relays.end(), relay) != server.relays.end();
+  // hyperdht's isServerRelay: a node we announced to (it holds our record).
+  bool from_our_relay = std::find(server.holders.begin(), server.holders.end(), relay) != server.holders.end();
   Hash32 token = hs->box.token(client);
   bool echoed = from_our_relay && remote->remote_token == token;
   if (hs->punch_peers.size() < kMaxPunchPeers &&
@@ -666,7 +692,14 @@ void Connector::answer_holepunch(Handshake& hs, const Request& req, const Addres
   if (p.remote_punching()) {
     dht_.node().clock().cancel_timer(hs.wait_timer);  // the puncher's own tries bound it now
     hs.wait_timer = 0;
-    if (!p.punch()) {  // a random NAT on either side: not punched here
+    // One random punch at a time, 20 s apart; without a blind relay to wait
+    // on, the client hears TRY_LATER and gives up.
+    if (random_punch(p.nat().firewall(), p.remote_firewall()) &&
+        !punching_.random_allowed(dht_.node().clock().now_ms())) {
+      reply_abort(hs, req, relay, client, kConnectErrorTryLater);
+      return abort_handshake(hs);
+    }
+    if (!p.punch()) {  // no strategy for these NATs
       reply_abort(hs, req, relay, client);
       return abort_handshake(hs);
     }
@@ -689,8 +722,9 @@ void Connector::reply_holepunch(const Request& req, const Address& relay, const 
   dht_.node().relay_request(relay, req, encode_holepunch_message(back));
 }
 
-void Connector::reply_abort(Handshake& hs, const Request& req, const Address& relay, const Address& client) {
-  HolepunchPayload out{.error = kConnectErrorAborted, .firewall = kWireUnknown, .round = hs.round};
+void Connector::reply_abort(Handshake& hs, const Request& req, const Address& relay, const Address& client,
+                            uint64_t error) {
+  HolepunchPayload out{.error = error, .firewall = kWireUnknown, .round = hs.round};
   reply_holepunch(req, relay, client, hs.box.seal(out));
 }
 
@@ -840,8 +874,8 @@ void Connector::try_lan(const DialPtr& dial, const Address& lan) {
 void Connector::start_holepunch(const DialPtr& dial) {
   dial->puncher = make_puncher(true, dial->payload.firewall);
   std::weak_ptr<Dial> weak = dial;
-  dial->puncher->on_connect = [this, weak](const Address& from) {
-    if (auto d = weak.lock()) connect_dial(d, from, How::holepunched);
+  dial->puncher->on_connect = [this, weak](const Address& from, std::shared_ptr<PunchSocket> via) {
+    if (auto d = weak.lock()) connect_dial(d, from, How::holepunched, std::move(via));
   };
   dial->puncher->on_abort = [this, weak] {
     if (auto d = weak.lock()) fail(d, "HOLEPUNCH_ABORTED: no probe from the server got through");
@@ -903,9 +937,16 @@ void Connector::after_probe(const DialPtr& dial, bool retry, const PunchReply& r
   if (we_random && they_random) {
     return abort_dial(dial, "HOLEPUNCH_DOUBLE_RANDOMIZED_NATS: both NATs pick a new port per destination");
   }
-  // hyperdht punches a random NAT by spraying ports or with 256 sockets; not here.
-  if (they_random) return abort_dial(dial, "REMOTE_NOT_HOLEPUNCHABLE: the server's NAT is randomized (not supported)");
-  if (we_random) return abort_dial(dial, "HOLEPUNCH_ABORTED: our NAT is randomized (not supported)");
+  if (we_random && !punching_.open_socket) {
+    return abort_dial(dial, "HOLEPUNCH_ABORTED: our NAT is randomized and no sockets can be opened to punch it");
+  }
+  // One random punch at a time, 20 s apart (hyperdht's randomPunchInterval);
+  // without a blind relay to go through meanwhile, this dial gives up.
+  if (random_punch(p.nat().firewall(), p.remote_firewall()) &&
+      !punching_.random_allowed(dht_.node().clock().now_ms())) {
+    return abort_dial(dial, "HOLEPUNCH_ABORTED: another randomized NAT was punched less than " +
+                                std::to_string(PunchShared::kRandomPunchIntervalMs / 1000) + " s ago; try again later");
+  }
   punch_round(dial, reply);
 }
 
@@ -929,7 +970,14 @@ void Connector::punch_round(const DialPtr& dial, const PunchReply& probe) {
                        .remote_address = std::nullopt,
                        .token = dial->box->token(dial->server_address),
                        .remote_token = probe.payload.token};
+  // Counted from now, as hyperdht does, so that no other random punch of
+  // ours starts while the server prepares this one.
+  if (random_punch(p.nat().firewall(), p.remote_firewall())) {
+    dial->random_reserved = true;
+    punching_.random_active++;
+  }
   send_holepunch(dial, dial->server_address, dial->relay, out, [this](const DialPtr& d, const PunchReply&) {
+    release_random(*d);
     if (!d->puncher->remote_punching()) return fail(d, "REMOTE_NOT_HOLEPUNCHING: the server did not start punching");
     if (!d->puncher->punch()) return fail(d, "REMOTE_NOT_HOLEPUNCHABLE: no punching strategy for these NATs");
   });
@@ -954,6 +1002,10 @@ void Connector::send_holepunch(const DialPtr& dial, const Address& peer, const A
     if (!m || m->mode != kModeReply) return fail(d, "BAD_HOLEPUNCH_REPLY from " + relay.to_string());
     auto p = d->box->open(m->payload);
     if (!p) return fail(d, "HOLEPUNCH_INVALID: the server's holepunch answer does not open");
+    if (p->error == kConnectErrorTryLater) {
+      return fail(d, "HOLEPUNCH_ABORTED: the server is punching another randomized NAT (TRY_LATER); try again in " +
+                         std::to_string(PunchShared::kRandomPunchIntervalMs / 1000) + " s");
+    }
     if (p->error != kConnectErrorNone) {
       return fail(d, "REMOTE_ABORTED: the server gave up holepunching (error " + std::to_string(p->error) + ")");
     }
@@ -981,7 +1033,7 @@ void Connector::abort_dial(const DialPtr& dial, const std::string& why) {
   fail(dial, why);
 }
 
-void Connector::connect_dial(const DialPtr& dial, const Address& to, How how) {
+void Connector::connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via) {
   if (dial->finished) return;
   if (dial->stream->closed()) return fail(dial, "the server reset the stream (it kept another connection)");
   dial->finished = true;
@@ -991,6 +1043,9 @@ void Connector::connect_dial(const DialPtr& dial, const Address& to, How how) {
   // May be our caller (its on_connect): it goes when we return.
   auto puncher = std::move(dial->puncher);
   if (puncher) puncher->stop();
+  // Through one of our punching sockets (a random NAT of ours), or the main one.
+  dial->stream->attach(via ? *via->streams : mux_);
+  if (via) dial->stream->hold(std::move(via));
   dial->stream->connect(to, static_cast<uint32_t>(dial->payload.udx->id));
   dial->stream->on_firewall = nullptr;
   Established e{.stream = std::move(dial->stream),
@@ -1004,14 +1059,24 @@ void Connector::connect_dial(const DialPtr& dial, const Address& to, How how) {
   done(std::move(e));
 }
 
+void Connector::release_random(Dial& dial) {
+  if (!dial.random_reserved) return;
+  dial.random_reserved = false;
+  punching_.random_active--;
+}
+
 void Connector::fail(const DialPtr& dial, const std::string& why) {
   if (dial->finished) return;
   dial->finished = true;
+  release_random(*dial);
   Clock& clock = dht_.node().clock();
   clock.cancel_timer(dial->timer);
   clock.cancel_timer(dial->wait_timer);
   auto puncher = std::move(dial->puncher);  // may be our caller (its on_abort): it goes when we return
   if (puncher) puncher->stop();
+  // Off a punching socket that goes with the puncher (never connected: safe
+  // even from inside its own callbacks).
+  if (dial->stream && !dial->stream->closed()) dial->stream->attach(mux_);
   auto done = std::move(dial->done);
   done(error(p2p::ErrorCode::io, why));
 }

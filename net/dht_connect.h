@@ -6,8 +6,8 @@
 // then open a UDX stream to each other on the DHT's socket and start a
 // secret stream from the handshake's keys. When neither end is reachable
 // and they are not on one LAN, both holepunch (PEER_HOLEPUNCH through the
-// relay, then probes between the two main sockets: net/dht_nat.h), the
-// consistent-NAT strategy only. Blind relays are not here.
+// relay, then probes: net/dht_nat.h); a random NAT of ours is punched from
+// sockets opened for it (set_socket_opener). Blind relays are not here.
 #pragma once
 
 #include <functional>
@@ -75,6 +75,11 @@ class Connector {
   void listen(const crypto::KeyPair& key_pair, OnConnection on_connection,
               std::function<void(const std::vector<Address>& relays)> done = nullptr, Admit admit = nullptr);
   void unlisten(const Key32& public_key);
+  // Where punching a random NAT of ours gets its sockets (hyperdht's socket
+  // pool; unset: such a NAT is not punched). `seed` fixes the random ports
+  // for simulations (0: random).
+  void set_socket_opener(std::function<std::unique_ptr<DatagramSocket>()> open, uint64_t seed = 0);
+
   // The relays of a listening key (for announcing it on topics).
   std::vector<Address> relays(const Key32& public_key) const;
 
@@ -106,7 +111,8 @@ class Connector {
   void answer_holepunch(Handshake& hs, const Request& req, const Address& relay, const Address& client,
                         const HolepunchPayload& remote, bool from_our_relay, const Hash32& token);
   void reply_holepunch(const Request& req, const Address& relay, const Address& client, Bytes payload);
-  void reply_abort(Handshake& hs, const Request& req, const Address& relay, const Address& client);
+  void reply_abort(Handshake& hs, const Request& req, const Address& relay, const Address& client,
+                   uint64_t error = kConnectErrorAborted);
   // relay
   std::optional<Answer> on_handshake_as_relay(const InboundRequest& in, const HandshakeMessage& m);
   void on_holepunch_as_relay(const InboundRequest& in, const HolepunchMessage& m);
@@ -127,7 +133,8 @@ class Connector {
   void send_holepunch(const DialPtr& dial, const Address& peer, const Address& relay, const HolepunchPayload& payload,
                       std::function<void(const DialPtr&, const PunchReply&)> next);
   void abort_dial(const DialPtr& dial, const std::string& why);
-  void connect_dial(const DialPtr& dial, const Address& to, How how);
+  void connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via = nullptr);
+  void release_random(Dial& dial);
   void fail(const DialPtr& dial, const std::string& why);
   // the main socket's NAT, for a puncher
   std::unique_ptr<Holepuncher> make_puncher(bool initiator, uint64_t remote_firewall);
@@ -139,6 +146,7 @@ class Connector {
   UdpDemux& demux_;
   MainSocketRequests requests_;
   ProbeRouter probes_;  // before servers_ and dials: their punchers leave it as they go
+  PunchShared punching_;  // the same
   std::map<Hash32, std::unique_ptr<Server>> servers_;  // by H(public key)
   std::vector<std::weak_ptr<Dial>> dials_;
   Clock::TimerId reannounce_timer_ = 0;

@@ -12,6 +12,7 @@
 
 #include "net/dht_messages.h"
 #include "net/dht_transport.h"
+#include "net/udx.h"
 
 namespace p2p::dht {
 
@@ -79,30 +80,69 @@ class NatAnalysis {
 
 class ProbeRouter;
 
+// A socket of our own opened to punch a random NAT of ours (a "birthday"
+// socket), with the UDX streams on it. The one that gets through carries the
+// connection: its stream holds it (udx::Stream::hold).
+struct PunchSocket {
+  std::unique_ptr<DatagramSocket> socket;
+  std::unique_ptr<udx::Mux> streams;  // after `socket`: goes first
+  class Holepuncher* owner = nullptr;  // who hears its probes; none once handed over
+};
+
+// What the punchers of one DHT share (hyperdht keeps it on the DHT): random
+// punches (hundreds of probes, or hundreds of sockets) go one at a time and
+// kRandomPunchIntervalMs apart; sockets for a random NAT of ours come from
+// `open_socket` (none: ours is not punched when random), and their UDX
+// packets may reach streams made on the main socket (`main_streams`).
+struct PunchShared {
+  static constexpr uint64_t kRandomPunchIntervalMs = 20'000;
+  std::function<std::unique_ptr<DatagramSocket>()> open_socket;
+  udx::Mux* main_streams = nullptr;
+  uint64_t seed = 0;  // for the random ports (0: from the system's randomness)
+  int random_active = 0;
+  std::optional<uint64_t> last_random_end;
+  bool random_allowed(uint64_t now) const {
+    return random_active == 0 && (!last_random_end || now - *last_random_end >= kRandomPunchIntervalMs);
+  }
+};
+
 // One side of one connection's holepunching (hyperdht holepuncher.js). Our
 // punching socket is the main DHT socket itself, the one the UDX streams
 // use: one socket, so its NAT analysis samples that socket and the probes
 // of every puncher arrive there (ProbeRouter hands each to its punchers).
 //
-// The consistent strategy only (both NATs keep one public port, an open node
-// counts as consistent): 0x00 to each of the peer's addresses once a second,
-// 10 tries, addresses the peer's token did not verify only every 4th try;
-// the server (not the initiator) waits 1 s first, as its "fast mode" ping has
-// just gone out. A random NAT on either side is not punched here (hyperdht
-// sprays random ports or opens 256 "birthday" sockets): punch() says no.
-// The initiator's first probe from the peer completes it (on_connect); the
-// other side echoes every probe (at most kMaxEchoes). Bounded: a puncher
-// probes at most 10 times and then gives up (on_abort).
+// Strategies by the two NATs (an open node counts as consistent):
+// - both consistent: 0x00 to each of the peer's addresses once a second, 10
+//   tries, addresses the peer's token did not verify only every 4th try; the
+//   server (not the initiator) waits 1 s first, as its "fast mode" ping has
+//   just gone out;
+// - ours consistent, theirs random: 0x00 to a random port (1000..65535) of
+//   the peer's verified host every 20 ms, kRandomTries times: one of them
+//   finds a port the peer's NAT opened towards us;
+// - ours random, theirs consistent: up to kBirthdaySockets sockets of our
+//   own (PunchShared::open_socket), each opening its NAT towards the peer's
+//   verified address with a low-TTL probe, then probes from each in turn
+//   every 20 ms (kRandomTries). Our streams may move to the one that gets
+//   through (on_connect's `via`).
+// Random punches count in PunchShared. The initiator's first probe from the
+// peer completes it (on_connect); the other side echoes every probe (at most
+// kMaxEchoes). Bounded: the tries above, then it gives up (on_abort).
 class Holepuncher {
  public:
   static constexpr int kLowTtl = 5, kDefaultTtl = 64;
   static constexpr int kConsistentTries = 10;
   static constexpr uint64_t kPunchIntervalMs = 1000;
+  static constexpr int kRandomTries = 1750;  // about 35 s
+  static constexpr uint64_t kRandomIntervalMs = 20;
+  static constexpr uint64_t kBirthdayPauseMs = 100;  // after opening the sockets
+  static constexpr size_t kBirthdaySockets = 256;
+  static constexpr uint16_t kMinRandomPort = 1000;
   static constexpr size_t kMaxRemoteAddresses = 8;
   static constexpr size_t kMaxEchoes = 32;
 
+  // `shared` null: no random punching.
   Holepuncher(Clock& clock, DatagramSocket& socket, ProbeRouter& router, bool initiator, uint64_t remote_firewall,
-              bool open);
+              bool open, PunchShared* shared = nullptr);
   ~Holepuncher();
   Holepuncher(const Holepuncher&) = delete;
   Holepuncher& operator=(const Holepuncher&) = delete;
@@ -133,10 +173,18 @@ class Holepuncher {
   // Whether a probe from `from` is ours: from an address of the peer's
   // (exactly), or from its host.
   bool knows(const Address& from, bool exact) const;
-  void on_probe(const Address& from);
+  // Whether a stream from `from` came the way we punched.
+  bool punched(const Address& from) const;
+  void on_probe(const Address& from) { on_probe(from, nullptr); }
+  // Our socket whose streams are `streams`, taken from this puncher (it then
+  // outlives it), or null.
+  std::shared_ptr<PunchSocket> take_socket(const udx::Mux& streams);
+  size_t sockets() const { return birthday_.size(); }
 
-  std::function<void(const Address& from)> on_connect;  // initiator: the first probe
-  std::function<void()> on_abort;                       // punching ended, not connected
+  // The initiator's first probe from the peer: on the main socket (`via`
+  // null) or on one of our birthday sockets, now the caller's.
+  std::function<void(const Address& from, std::shared_ptr<PunchSocket> via)> on_connect;
+  std::function<void()> on_abort;  // punching ended, not connected
 
  private:
   struct Remote {
@@ -146,6 +194,13 @@ class Holepuncher {
   void send_probe(const Address& to, int ttl);
   void remember(const Address& a);
   void tick();
+  void random_tick();
+  void birthday_tick();
+  bool open_birthday_sockets(const Address& to);
+  void on_probe(const Address& from, const std::shared_ptr<PunchSocket>& via);
+  void on_socket_datagram(PunchSocket& s, const Address& from, ByteView datagram);
+  void count_random(bool on);
+  const Remote* verified_remote(bool with_port) const;
   void give_up();
 
   Clock& clock_;
@@ -159,6 +214,13 @@ class Holepuncher {
   std::vector<Address> contacted_;  // where we sent probes (their answers are ours too)
   std::optional<bool> punch_result_;
   bool punching_ = false, connected_ = false, stopped_ = false;
+  PunchShared* shared_;
+  bool randomized_ = false;  // counted in shared_->random_active
+  std::optional<Address> random_target_;  // the peer's verified host (port 0) or address
+  std::vector<std::shared_ptr<PunchSocket>> birthday_;
+  size_t next_socket_ = 0;
+  bool low_ttl_round_ = true;
+  uint64_t rng_state_ = 0;
   int tries_ = 0;
   size_t echoes_ = 0;
   Clock::TimerId timer_ = 0;

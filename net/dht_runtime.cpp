@@ -150,6 +150,12 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
   m.dht = std::make_unique<HyperDht>(*m.node, options.limits);
   // Every node relays handshakes for the servers whose records it holds.
   m.connector = std::make_unique<Connector>(*m.dht, *m.streams, *m.demux);
+  // Punching a random NAT of ours takes sockets of its own (up to 256, on any free port).
+  m.connector->set_socket_opener([loop = m.loop, host = options.bind_host]() -> std::unique_ptr<DatagramSocket> {
+    auto s = UvUdpSocket::bind(loop, host, 0);
+    if (!s.ok()) return nullptr;
+    return std::move(s.value());
+  });
   return rt;
 }
 

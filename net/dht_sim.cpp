@@ -49,6 +49,10 @@ class SimNetwork::Socket : public DatagramSocket {
 SimNetwork::SimNetwork(uint64_t seed, SimConditions conditions) : conditions_(conditions), rng_(seed) {}
 
 SimNetwork::~SimNetwork() {
+  // Timers that never ran go first: what they hold (a socket closed late)
+  // may still need the network.
+  auto timers = std::move(timers_);
+  timers.clear();
   for (auto& [a, s] : sockets_) s->set_receiver(nullptr);
 }
 

@@ -164,6 +164,7 @@ void HyperDht::put_query(uint64_t query_command, const Hash32& target, std::opti
     uint64_t last_error = 0;
     size_t next_index = 0;
     std::vector<std::optional<Address>> accepted;  // by position among the closest
+    std::vector<Address> seen_as;
   };
   auto state = std::make_shared<State>();
   QuerySpec spec{.command = query_command, .target = target, .value = std::move(query_value)};
@@ -177,16 +178,23 @@ void HyperDht::put_query(uint64_t query_command, const Hash32& target, std::opti
       if (r && r->error != 0) state->last_error = r->error;
       bool ok = r && r->error == 0;
       if (ok) {
-        if (state->accepted.size() <= index) state->accepted.resize(index + 1);
+        if (state->accepted.size() <= index) {
+          state->accepted.resize(index + 1);
+          state->seen_as.resize(index + 1);
+        }
         state->accepted[index] = from;
+        state->seen_as[index] = r->to;
       }
       settled(ok);
     });
   };
   spec.on_done = [done, state](const QueryResult& q) {
     PutResult r{.ok = q.ok, .nodes = q.commits_ok, .error = state->last_error, .message = q.error};
-    for (const auto& a : state->accepted)
-      if (a) r.accepted.push_back(*a);
+    for (size_t i = 0; i < state->accepted.size(); i++) {
+      if (!state->accepted[i]) continue;
+      r.accepted.push_back(*state->accepted[i]);
+      r.seen_as.push_back(state->seen_as[i]);
+    }
     done(r);
   };
   node_.query(std::move(spec));

@@ -29,6 +29,7 @@ struct PutResult {
   uint64_t error = 0;  // the nodes' error when none accepted (SEQ_REUSED, SEQ_TOO_LOW, ...)
   std::string message{};
   std::vector<Address> accepted{};  // the nodes that accepted, closest first
+  std::vector<Address> seen_as{};   // us as each of them saw us (the `to` of its answer)
 };
 
 struct MutableValue {

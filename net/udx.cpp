@@ -776,14 +776,24 @@ void Stream::connect(const Address& remote, uint32_t remote_id) {
   state_->on_connect();
 }
 
+void Stream::move_to(Mux& mux) {
+  if (&mux == mux_) return;
+  mux_->release(*this);
+  mux.streams_[id_] = this;
+  mux_ = &mux;
+}
+
+bool Stream::attach(Mux& mux) {
+  if (closed_ || connected_ || &mux.clock() != &mux_->clock()) return false;
+  if (&mux != mux_ && mux.streams_.count(id_)) return false;
+  move_to(mux);
+  return true;
+}
+
 bool Stream::change_remote(Mux& mux, const Address& remote, uint32_t remote_id) {
   if (closed_ || !connected_ || &mux.clock() != &mux_->clock()) return false;
-  if (&mux != mux_) {
-    if (mux.streams_.count(id_)) return false;
-    mux_->release(*this);
-    mux.streams_[id_] = this;
-    mux_ = &mux;
-  }
+  if (&mux != mux_ && mux.streams_.count(id_)) return false;
+  move_to(mux);
   remote_ = remote;
   remote_id_ = remote_id;
   state_->moved();
@@ -833,6 +843,10 @@ bool Mux::handle(const Address& from, ByteView datagram) {
   auto h = read_header(datagram);
   if (!h) return false;
   auto it = streams_.find(h->id);
+  if (it == streams_.end() && borrow_from_) {
+    auto lent = borrow_from_->streams_.find(h->id);
+    if (lent != borrow_from_->streams_.end() && lent->second->attach(*this)) it = streams_.find(h->id);
+  }
   if (it == streams_.end()) return answer_lingering(from, *h);
   // Nothing here may touch `this` afterwards: a callback may destroy the Mux.
   it->second->on_packet(from, *h, datagram.subspan(kHeaderSize));

@@ -59,6 +59,11 @@ class Mux {
   std::unique_ptr<Stream> create_stream();
   dht::Clock& clock() { return clock_; }
   dht::DatagramSocket& socket() { return socket_; }
+  // A packet here for a stream of `main`'s that is not connected yet moves
+  // that stream here (Stream::attach) before it sees the packet: on a
+  // holepunching socket of our own the peer may reach a stream made on the
+  // main socket (libudx keeps one id space for all sockets of a process).
+  void borrow_from(Mux* main) { borrow_from_ = main; }
 
  private:
   friend class Stream;
@@ -75,6 +80,7 @@ class Mux {
 
   dht::Clock& clock_;
   dht::DatagramSocket& socket_;
+  Mux* borrow_from_ = nullptr;
   std::unordered_map<uint32_t, Stream*> streams_;
   std::unordered_map<uint32_t, Linger> lingering_;
 };
@@ -106,6 +112,14 @@ class Stream {
   // (nothing changes) when the stream is not connected or is closed, or
   // `mux` runs on another clock or has a stream with this id.
   bool change_remote(Mux& mux, const Address& remote, uint32_t remote_id);
+  // Moves a stream that is not connected yet to `mux`'s socket (same clock),
+  // where connect() will point it; false when it is connected or closed, or
+  // `mux` runs on another clock or has a stream with this id.
+  bool attach(Mux& mux);
+  Mux& mux() const { return *mux_; }
+  // Keeps `owner` (whatever keeps this stream's Mux and socket) until the
+  // stream is gone: for a socket of its own, opened for holepunching.
+  void hold(std::shared_ptr<void> owner) { owner_ = std::move(owner); }
   bool connected() const { return connected_; }
   const Address& remote() const { return remote_; }
 
@@ -144,7 +158,9 @@ class Stream {
   struct State;
   Stream(Mux& mux, uint32_t id);
   void on_packet(const Address& from, const Header& h, ByteView body);
+  void move_to(Mux& mux);
 
+  std::shared_ptr<void> owner_;  // first: it goes last, after the destructor's DESTROY
   Mux* mux_;
   uint32_t id_;
   uint32_t remote_id_ = 0;

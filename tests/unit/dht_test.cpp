@@ -492,6 +492,14 @@ struct ConnectSim {
     w->node = std::make_unique<Node>(net, w->demux->dht_socket(), config, w->client_socket.get());
     w->dht = std::make_unique<HyperDht>(*w->node);
     w->connector = std::make_unique<Connector>(*w->dht, *w->mux, *w->demux);
+    // Punching sockets behind the same NAT as the main one.
+    w->connector->set_socket_opener(
+        [this, behind, host = a.ip, port = uint16_t{30000}]() mutable -> std::unique_ptr<DatagramSocket> {
+          Address at{host, port++};
+          if (behind == Behind::random_nat) return net.open_random_nat_socket(at);
+          return net.open_socket(at, behind == Behind::consistent_nat);
+        },
+        next_address * 7919);
     nodes.push_back(std::move(w));
     return *nodes.back();
   }
@@ -625,10 +633,80 @@ TEST_CASE("connect: a handshake sent to an adaptive server's client socket still
   REQUIRE(sim.net.run_until([&] { return at_server->size() == 5000 && at_client->size() == 3000; }, 20'000));
 }
 
-TEST_CASE("connect: a randomized NAT is not punched; the dial fails in bounded time", "[dht][connect]") {
-  ConnectSim sim(23);
+// Dials `server` (listening as `skp`) from `client`; both ends or the failure.
+struct Dialled {
+  std::optional<Result<Established>> client;
+  std::optional<Established> server;
+};
+void dial_and_check_bytes(ConnectSim& sim, Wired& server, Wired& client, const crypto::KeyPair& skp,
+                          const crypto::KeyPair& ckp, Dialled& out, bool listen = true) {
+  if (listen) sim.listen(server, skp, out.server);
+  client.connector->connect(ckp, skp.public_key, {}, [&](Result<Established> r) { out.client = std::move(r); });
+  REQUIRE(sim.net.run_until([&] { return out.client.has_value(); }, Connector::kConnectTimeoutMs + 1000));
+  INFO(out.client->status().message());
+  REQUIRE(out.client->ok());
+  Established& c = out.client->value();
+  auto at_client = collect(c);
+  Bytes up = pattern(100'000, 7), down = pattern(80'000, 8);
+  c.stream->write(up);
+  REQUIRE(sim.net.run_until([&] { return out.server.has_value(); }, 20'000));
+  auto at_server = collect(*out.server);
+  out.server->stream->write(down);
+  REQUIRE(sim.net.run_until([&] { return *at_server == up && *at_client == down; }, 60'000));
+  CHECK(c.how == How::holepunched);
+  CHECK(out.server->how == How::holepunched);
+}
+
+TEST_CASE("connect: a client behind a random NAT punches from its own sockets; the server sprays ports", "[dht][connect]") {
+  ConnectSim sim(25);
   sim.grow(10);
   Wired& server = sim.peer(Behind::consistent_nat);
+  Wired& client = sim.peer(Behind::random_nat);
+  REQUIRE(client.node->firewall() != Firewall::open);
+  Dialled d;
+  dial_and_check_bytes(sim, server, client, key_pair(71), key_pair(72), d);
+  // The client's stream moved to the punching socket that got through.
+  Established& c = d.client->value();
+  CHECK(&c.stream->mux() != client.mux.get());
+  CHECK(c.remote == server.address());
+  CHECK(&d.server->stream->mux() == server.mux.get());
+
+  // A second randomized punch within 20 s of the first: refused in time...
+  Wired& other = sim.peer(Behind::consistent_nat);
+  Dialled again;
+  auto okp = key_pair(73);
+  sim.listen(other, okp, again.server);
+  client.connector->connect(key_pair(74), okp.public_key, {}, [&](Result<Established> r) { again.client = std::move(r); });
+  REQUIRE(sim.net.run_until([&] { return again.client.has_value(); }, Connector::kConnectTimeoutMs + 1000));
+  REQUIRE_FALSE(again.client->ok());
+  CHECK_THAT(again.client->status().message(), Catch::Contains("try again later"));
+  // ...and the first connection still carries bytes.
+  auto more = collect(*d.server);
+  c.stream->write(pattern(5000, 9));
+  REQUIRE(sim.net.run_until([&] { return more->size() == 5000; }, 20'000));
+  // 20 s on, it goes through.
+  sim.net.run_for(PunchShared::kRandomPunchIntervalMs);
+  again.client.reset();
+  dial_and_check_bytes(sim, other, client, okp, key_pair(74), again, false);
+}
+
+TEST_CASE("connect: a server behind a random NAT punches from its own sockets; the client sprays ports", "[dht][connect]") {
+  ConnectSim sim(26);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::random_nat);
+  Wired& client = sim.peer(Behind::consistent_nat);
+  Dialled d;
+  dial_and_check_bytes(sim, server, client, key_pair(75), key_pair(76), d);
+  // The server's stream came in on one of its punching sockets and keeps it.
+  CHECK(&d.server->stream->mux() != server.mux.get());
+  CHECK(&d.client->value().stream->mux() == client.mux.get());
+  CHECK(d.client->value().remote.ip == server.address().ip);
+}
+
+TEST_CASE("connect: two randomized NATs are not punched; the dial fails in bounded time", "[dht][connect]") {
+  ConnectSim sim(23);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::random_nat);
   Wired& client = sim.peer(Behind::random_nat);
   auto skp = key_pair(51), ckp = key_pair(52);
   std::optional<Established> accepted;
@@ -640,8 +718,10 @@ TEST_CASE("connect: a randomized NAT is not punched; the dial fails in bounded t
     dialled = std::move(r);
   });
   REQUIRE(sim.net.run_until([&] { return dialled.has_value(); }, Connector::kConnectTimeoutMs + 1000));
+  INFO((dialled->ok() ? std::string(to_string(dialled->value().how)) + " " + dialled->value().remote.to_string() : ""));
+  INFO("server " << server.address().to_string() << " " << (int)server.node->firewall() << " client " << client.address().to_string() << " " << (int)client.node->firewall());
   REQUIRE_FALSE(dialled->ok());
-  CHECK_THAT(dialled->status().message(), Catch::Contains("randomized"));
+  CHECK_THAT(dialled->status().message(), Catch::Contains("RANDOMIZED"));
   // The server heard the client give up: nothing is handed over, ever.
   sim.net.run_for(60'000);
   CHECK(calls == 1);
@@ -791,7 +871,10 @@ TEST_CASE("holepuncher: bounded probes, echoes, the first answer connects", "[dh
   SECTION("the initiator connects on the first probe from the peer and stops") {
     auto p = make(true);
     std::optional<Address> connected;
-    p->on_connect = [&](const Address& from) { connected = from; };
+    p->on_connect = [&](const Address& from, std::shared_ptr<PunchSocket> via) {
+      connected = from;
+      CHECK_FALSE(via);  // the main socket
+    };
     REQUIRE(p->punch());
     net.run_for(2500);
     router.on_probe(b);
@@ -813,11 +896,105 @@ TEST_CASE("holepuncher: bounded probes, echoes, the first answer connects", "[dh
     p.reset();
     CHECK(router.size() == 0);
   }
-  SECTION("a random NAT on either side is not punched") {
+  SECTION("without a PunchShared, a random NAT is not punched") {
     auto p = make(true);
     p->update_remote(true, static_cast<uint64_t>(Firewall::random), std::vector<Address>{Address{b.ip, 0}}, b.ip);
     CHECK_FALSE(p->punch());
     CHECK_FALSE(p->punch());  // the answer stays
+  }
+}
+
+TEST_CASE("holepuncher: random NATs, ports sprayed at theirs, birthday sockets behind ours", "[dht][nat]") {
+  SimNetwork net(5);
+  Address a{{10, 0, 0, 1}, 1000}, b{{10, 0, 0, 2}, 2000};
+  auto sa = net.open_socket(a), sb = net.open_socket(b);
+  size_t probes_at_b = 0;
+  std::vector<Address> probe_senders;
+  sb->set_receiver([&](const Address& from, ByteView d) {
+    if (d.size() != 1) return;
+    probes_at_b++;
+    if (std::find(probe_senders.begin(), probe_senders.end(), from) == probe_senders.end()) probe_senders.push_back(from);
+  });
+  ProbeRouter router;
+  PunchShared shared;
+  shared.seed = 99;
+  const auto consistent = static_cast<uint64_t>(Firewall::consistent), random = static_cast<uint64_t>(Firewall::random);
+  auto sample = [&](Holepuncher& p, bool random_nat) {
+    for (uint8_t i = 1; i <= 4; i++) p.nat().add(Address{a.ip, static_cast<uint16_t>(random_nat ? 5000 + i : 5000)}, Address{{1, 1, 1, i}, 1});
+  };
+  SECTION("ours consistent, theirs random: a probe every 20 ms at a random port of the verified host, then give up") {
+    Holepuncher p(net, *sa, router, true, random, false, &shared);
+    sample(p, false);
+    int aborts = 0;
+    p.on_abort = [&] { aborts++; };
+    p.update_remote(true, random, std::vector<Address>{Address{b.ip, 0}}, std::nullopt);
+    CHECK_FALSE(p.punch());  // nothing verified: no host to spray
+    Holepuncher q(net, *sa, router, true, random, false, &shared);
+    sample(q, false);
+    q.on_abort = [&] { aborts++; };
+    q.update_remote(true, random, std::vector<Address>{Address{b.ip, 0}}, b.ip);
+    uint64_t t0 = net.now_ms();
+    REQUIRE(q.punch());
+    CHECK(shared.random_active == 1);
+    CHECK_FALSE(shared.random_allowed(net.now_ms()));
+    // A probe from any port of that host is the peer's (its NAT's new port for us).
+    CHECK(q.punched(Address{b.ip, 4242}));
+    CHECK_FALSE(q.punched(Address{{10, 0, 0, 9}, 4242}));
+    net.run_for(60'000);
+    CHECK(aborts == 1);
+    CHECK(shared.random_active == 0);
+    REQUIRE(shared.last_random_end);
+    uint64_t took = *shared.last_random_end - t0;
+    CHECK(took >= (Holepuncher::kRandomTries - 1) * Holepuncher::kRandomIntervalMs);
+    CHECK(took <= Holepuncher::kRandomTries * Holepuncher::kRandomIntervalMs + 100);
+    CHECK_FALSE(shared.random_allowed(*shared.last_random_end + PunchShared::kRandomPunchIntervalMs - 1));
+    CHECK(shared.random_allowed(*shared.last_random_end + PunchShared::kRandomPunchIntervalMs));
+  }
+  SECTION("ours random, theirs consistent: 256 sockets open towards the peer; the one it answers connects") {
+    uint16_t next_port = 30000;
+    size_t opened = 0;
+    shared.open_socket = [&]() -> std::unique_ptr<DatagramSocket> {
+      opened++;
+      return net.open_socket(Address{a.ip, next_port++});
+    };
+    Holepuncher p(net, *sa, router, true, consistent, false, &shared);
+    sample(p, true);
+    REQUIRE(p.nat().firewall() == Firewall::random);
+    std::optional<Address> connected;
+    std::shared_ptr<PunchSocket> via;
+    p.on_connect = [&](const Address& from, std::shared_ptr<PunchSocket> s) {
+      connected = from;
+      via = std::move(s);
+    };
+    p.update_remote(true, consistent, std::vector<Address>{b}, b.ip);
+    REQUIRE(p.punch());
+    CHECK(opened == Holepuncher::kBirthdaySockets);
+    CHECK(p.sockets() == Holepuncher::kBirthdaySockets);
+    net.run_for(1000);
+    CHECK(probe_senders.size() == Holepuncher::kBirthdaySockets);  // each socket opened its NAT towards b
+    size_t before = probes_at_b;
+    net.run_for(1000);
+    CHECK(probes_at_b >= before + 40);  // then one every 20 ms
+    // b answers the 100th socket: that one connects, the others close.
+    Address winner = probe_senders[100];
+    sb->send(winner, Bytes{0});
+    sb->send(probe_senders[101], Bytes{1, 2});  // not a probe: no one's business
+    net.run_for(100);
+    REQUIRE(connected == b);
+    REQUIRE(via);
+    CHECK(via->socket->local_address() == winner);
+    CHECK(p.sockets() == 0);
+    CHECK(shared.random_active == 0);
+    size_t after = probes_at_b;
+    net.run_for(10'000);
+    CHECK(probes_at_b == after);  // the punching stopped
+  }
+  SECTION("ours random, no sockets to open: not punched") {
+    Holepuncher p(net, *sa, router, true, consistent, false, &shared);
+    sample(p, true);
+    p.update_remote(true, consistent, std::vector<Address>{b}, b.ip);
+    CHECK_FALSE(p.punch());
+    CHECK(shared.random_active == 0);
   }
 }
 
