@@ -1,0 +1,25 @@
+// node nat_peer.cjs MODULES BOOTSTRAP TOPIC SEED MODE: a Hyperswarm peer (the
+// JavaScript reference, bound to every interface) that greets its first
+// peer, prints what it gets and ends once the peer has ended; exits 0 when
+// the connection closed, 3 after 60 s. MODE: client, server or both.
+const [modules, boot, topic, seed, mode] = process.argv.slice(2)
+const Hyperswarm = require(modules + '/hyperswarm')
+const HyperDHT = require(modules + '/hyperdht')
+const b4a = require(modules + '/b4a')
+setTimeout(() => process.exit(3), 60000).unref()
+const bootstrap = boot.split(',').map((hp) => ({ host: hp.split(':')[0], port: Number(hp.split(':')[1]) }))
+const keyPair = HyperDHT.keyPair(b4a.from(seed, 'hex'))
+const swarm = new Hyperswarm({ dht: new HyperDHT({ bootstrap, keyPair }), keyPair })
+let taken = false
+swarm.on('connection', (conn) => {
+  if (taken) return
+  taken = true
+  const rs = conn.rawStream
+  console.log(JSON.stringify({ event: 'connected', initiator: conn.isInitiator, address: `${rs.remoteHost}:${rs.remotePort}` }))
+  conn.on('error', (e) => console.error('connection error', e.code || e.message))
+  conn.on('data', (d) => console.log(JSON.stringify({ event: 'data', text: b4a.toString(d) })))
+  conn.on('end', async () => { await conn.flush(); conn.end() })
+  conn.on('close', () => swarm.destroy().then(() => process.exit(0)))
+  conn.write('hello from javascript\n')
+})
+swarm.join(b4a.from(topic, 'hex'), { server: mode !== 'client', client: mode !== 'server' })

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Holepunching a random NAT (a new public port for every destination), in
+# network namespaces made here (nat_lib.sh: pub 10.77.0.0/24 with 3 DHT
+# nodes on 10.77.0.1):
+#   rc: random NAT router 10.77.0.4 <-> 192.168.3.1      c: peer 192.168.3.2
+#   rb: consistent NAT    10.77.0.3 <-> 192.168.2.1      b: peer 192.168.2.2
+# The consistent side sprays probes at random ports of the random side's
+# host; the random side opens 256 sockets towards it and the one that gets
+# through carries the stream. Then:
+#   1. --pipe, c serves and b dials: 2 MiB each way, sha256 equal, holepunched;
+#   2. the same with b serving and c dialling;
+#   3. when node and tests/interop's packages are there, against the
+#      JavaScript reference (hyperswarm): JavaScript in c (random) dials p2p
+#      in b, then p2p in c dials JavaScript in b; each side takes the other
+#      strategy once.
+# Needs root, ip, nft and python3; otherwise exits 77 saying why.
+set -euo pipefail
+# shellcheck source=nat_lib.sh
+source "$(dirname "$0")/nat_lib.sh"
+
+BOUND=75   # s: a random punch tries for about 35 s, after up to 30 s of finding the peer
+PIPE_MIB=2
+
+NS_RC="p2pnat-rc-$S" NS_RB="p2pnat-rb-$S" NS_C="p2pnat-c-$S" NS_B="p2pnat-b-$S"
+nat_router "$NS_RC" "$NS_C" 10.77.0.4 192.168.3 "masquerade random"
+nat_router "$NS_RB" "$NS_B" 10.77.0.3 192.168.2 masquerade
+nat_bootstrap "$NS_C" "$NS_B"
+step "0. namespaces: random NAT rc (10.77.0.4) before c, consistent NAT rb (10.77.0.3) before b"
+new_home hc
+new_home hb
+# Both strategies leave their marks at the routers: the spray at random ports
+# of 10.77.0.4 arrives at rc (TTL 63; how many until one hits a socket's
+# port varies, a few hundred on average), the birthday sockets' first
+# low-TTL probes (256 of them) at rb (TTL 4).
+strategies() {  # strategies BEFORE_SPRAY BEFORE_BIRTHDAY: what reached the routers since
+  SPRAY=$(($(nat_counter "$NS_RC" probes) - $1))
+  BIRTHDAY=$(($(nat_counter "$NS_RB" low_ttl_probes) - $2))
+  [ "$SPRAY" -ge 1 ] || fail "no probe reached the random NAT: b did not spray its ports"
+  [ "$BIRTHDAY" -ge 200 ] || fail "only $BIRTHDAY low-TTL probes reached b's NAT: c did not open its birthday sockets"
+}
+
+S1=$SECONDS
+C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
+pipe_case "c serves" "$NS_C" "$T/hc" "$NS_B" "$T/hb" "$PIPE_MIB" "$BOUND"
+[[ "$PIPE_HOW" == *"client: 10.77.0.4:"* ]] || fail "b's connection does not go to c's NAT 10.77.0.4 ($PIPE_HOW)"
+strategies "$C0" "$B0"
+step "1. c (random NAT) serves, b dials: $PIPE_MIB MiB each way, sha256 equal, both exit 0, holepunched ($PIPE_HOW; $SPRAY sprayed and $BIRTHDAY birthday probes reached the routers), $((SECONDS - S1))s"
+
+S2=$SECONDS
+C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
+pipe_case "b serves" "$NS_B" "$T/hb" "$NS_C" "$T/hc" "$PIPE_MIB" "$BOUND"
+[[ "$PIPE_HOW" == *"server: 10.77.0.4:"* ]] || fail "b's connection does not come from c's NAT 10.77.0.4 ($PIPE_HOW)"
+strategies "$C0" "$B0"
+step "2. b serves, c (random NAT) dials: $PIPE_MIB MiB each way, sha256 equal, both exit 0, holepunched ($PIPE_HOW; $SPRAY sprayed and $BIRTHDAY birthday probes reached the routers), $((SECONDS - S2))s"
+
+if ! have_js; then
+  step "3. skipped: no node or no tests/interop/node_modules (the JavaScript reference)"
+else
+  S3=$SECONDS
+  C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
+  js_case "JavaScript behind the random NAT dials" "$NS_C" "$NS_B" "$T/hb" client --server p2p "$BOUND"
+  strategies "$C0" "$B0"
+  C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
+  js_case "p2p behind the random NAT dials" "$NS_B" "$NS_C" "$T/hc" server --client js "$BOUND"
+  strategies "$C0" "$B0"
+  step "3. the JavaScript reference (hyperswarm): holepunched with a random NAT on either side, $((SECONDS - S3))s"
+fi
+
+sanitizer_check
+echo "nat random test: passed in $((SECONDS - START)) s"
