@@ -94,10 +94,7 @@ Runtime::~Runtime() {
   impl_->socket.reset();
   impl_->client_socket.reset();
   impl_->clock.reset();
-  if (impl_->loop == &impl_->own_loop) {
-    uv_run(impl_->loop, UV_RUN_NOWAIT);  // finish the handle closes
-    uv_loop_close(impl_->loop);
-  }
+  if (impl_->loop == &impl_->own_loop) close_loop(impl_->loop);
 }
 
 namespace {

@@ -14,6 +14,11 @@
 
 namespace p2p::dht {
 
+void close_loop(uv_loop_s* loop) {
+  uv_run(loop, UV_RUN_NOWAIT);
+  for (int i = 0; i < 8 && uv_loop_close(loop) == UV_EBUSY; i++) uv_run(loop, UV_RUN_NOWAIT);
+}
+
 // --- clock ---
 
 struct UvClock::Impl {

@@ -11,6 +11,11 @@ struct uv_loop_s;
 
 namespace p2p::dht {
 
+// Runs the loop until the handles being closed are closed (a close may free
+// what closes more: a timer holding a socket), a bounded number of rounds,
+// then closes it.
+void close_loop(uv_loop_s* loop);
+
 class UvClock : public Clock {
  public:
   explicit UvClock(uv_loop_s* loop);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "net/dht_uv.h"
 #include "net/udx_transport.h"
 
 namespace p2p::net {
@@ -111,10 +112,7 @@ PeerClient::~PeerClient() {
     conn_.reset();  // closes the socket
   }
   dht_.reset();
-  if (own_loop_) {
-    uv_run(own_loop_.get(), UV_RUN_NOWAIT);  // finish the handle closes
-    uv_loop_close(own_loop_.get());
-  }
+  if (own_loop_) dht::close_loop(own_loop_.get());
 }
 
 RemoteCore* PeerClient::remote(const Core& core) {

@@ -11,6 +11,7 @@
 #include "core/corestore.h"
 #include "net/connection.h"
 #include "net/dht_runtime.h"
+#include "net/dht_uv.h"
 #include "net/swarm.h"
 #include "net/udx_transport.h"
 #include "net/bee_extension.h"
@@ -229,8 +230,7 @@ Seeder::~Seeder() {
   close_if(reinterpret_cast<uv_handle_t*>(&m.poll));
   close_if(reinterpret_cast<uv_handle_t*>(&m.sigint));
   close_if(reinterpret_cast<uv_handle_t*>(&m.sigterm));
-  uv_run(&m.loop, UV_RUN_NOWAIT);
-  uv_loop_close(&m.loop);
+  dht::close_loop(&m.loop);
 }
 
 const std::string& Seeder::address() const { return impl_->address; }
