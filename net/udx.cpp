@@ -800,6 +800,64 @@ bool Stream::change_remote(Mux& mux, const Address& remote, uint32_t remote_id) 
   return true;
 }
 
+void Stream::relay_to(Stream& destination, uint32_t peer_id) {
+  if (closed_ || connected_ || &destination == this) return;
+  relay_ = &destination;
+  remote_id_ = peer_id;
+}
+
+void Stream::relay_packet(const Address& from, const Header& h, ByteView datagram) {
+  if (!relay_peer_known_) {
+    if (from.port == 0) return;
+    remote_ = from;  // the first sender is the peer (libudx's relay firewall)
+    relay_peer_known_ = true;
+  } else if (from != remote_) {
+    return;
+  }
+  stats_.packets_received++;
+  stats_.bytes_received += datagram.size();
+  if (static_cast<int32_t>(h.seq + 1 - relay_seq_) > 0) relay_seq_ = h.seq + 1;
+  Stream& to = *relay_;
+  if (to.relay_peer_known_) {
+    Bytes out(datagram.begin(), datagram.end());
+    uint32_t id = to.remote_id_;
+    for (int i = 0; i < 4; i++) out[4 + i] = static_cast<uint8_t>(id >> (8 * i));  // the id field
+    to.mux_->socket().send(to.remote_, out);
+    to.stats_.packets_sent++;
+    to.stats_.bytes_sent += out.size();
+  }
+  if (h.type & kDestroy) end_relay(true);
+}
+
+// Both ends close. Unless a peer's DESTROY just passed through (and went
+// on), both peers hear one, at a seq past the last packet each received
+// through us. on_close: the other end always, this one only when its peer
+// ended it (an owner destroying a stream hears nothing, as with destroy()).
+void Stream::end_relay(bool peer_destroyed) {
+  Stream* other = relay_;
+  if (!other) return;
+  relay_ = other->relay_ = nullptr;
+  auto tell = [](Stream& s, uint32_t seq) {
+    if (!s.relay_peer_known_ || !s.mux_) return;
+    Bytes out;
+    write_header(out, Header{kDestroy, 0, s.remote_id_, 0, seq, 0});
+    s.mux_->socket().send(s.remote_, out);
+  };
+  if (!peer_destroyed) {
+    tell(*this, other->relay_seq_);
+    tell(*other, relay_seq_);
+  }
+  for (Stream* s : {this, other}) {
+    if (s->mux_) s->mux_->release(*s);
+    s->closed_ = true;
+  }
+  auto theirs = other->on_close;
+  auto mine = peer_destroyed ? on_close : nullptr;
+  auto guard = state_->alive;
+  if (theirs) theirs(kReset);
+  if (*guard && mine) mine(kReset);
+}
+
 void Stream::write(ByteView bytes) {
   if (closed_ || state_->end_wanted || bytes.empty()) return;
   state_->queue(bytes);
@@ -812,6 +870,7 @@ void Stream::end() {
 }
 
 void Stream::destroy() {
+  if (relay_) return end_relay(false);
   if (closed_) return;
   if (connected_) state_->send_packet(kDestroy, state_->seq++, {});  // consumes a seq, as libudx's does
   state_->shutdown(false);
@@ -843,6 +902,10 @@ bool Mux::handle(const Address& from, ByteView datagram) {
   auto h = read_header(datagram);
   if (!h) return false;
   auto it = streams_.find(h->id);
+  if (it != streams_.end() && it->second->relaying()) {
+    it->second->relay_packet(from, *h, datagram);
+    return true;
+  }
   if (it == streams_.end() && borrow_from_) {
     auto lent = borrow_from_->streams_.find(h->id);
     if (lent != borrow_from_->streams_.end() && lent->second->attach(*this)) it = streams_.find(h->id);

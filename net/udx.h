@@ -123,6 +123,16 @@ class Stream {
   bool connected() const { return connected_; }
   const Address& remote() const { return remote_; }
 
+  // A blind relay's end of a pair (libudx's relay_to): packets for this
+  // stream from its peer (the first address they come from, the peer's
+  // stream being `peer_id`) go on unread to `destination`'s peer, only the
+  // id rewritten, out of `destination`'s socket; nothing is acknowledged or
+  // kept. Set on both streams of a pair, each pointing at the other; a
+  // DESTROY that passes closes both (on_close). Neither may outlive the
+  // other; destroying one closes both and tells both peers.
+  void relay_to(Stream& destination, uint32_t peer_id);
+  bool relaying() const { return relay_ != nullptr; }
+
   // Called for the first packet of this stream from an address it is not
   // connected to (or before connect); return false to drop it. hyperdht
   // uses it to learn where the peer is.
@@ -159,6 +169,8 @@ class Stream {
   Stream(Mux& mux, uint32_t id);
   void on_packet(const Address& from, const Header& h, ByteView body);
   void move_to(Mux& mux);
+  void relay_packet(const Address& from, const Header& h, ByteView datagram);
+  void end_relay(bool notify_self);
 
   std::shared_ptr<void> owner_;  // first: it goes last, after the destructor's DESTROY
   Mux* mux_;
@@ -166,6 +178,9 @@ class Stream {
   uint32_t remote_id_ = 0;
   Address remote_{};
   bool connected_ = false, closed_ = false;
+  Stream* relay_ = nullptr;          // relay_to's destination
+  bool relay_peer_known_ = false;    // remote_ is the peer's address
+  uint32_t relay_seq_ = 0;           // past the peer's highest seq, for a DESTROY it accepts
   StreamStats stats_;
   std::unique_ptr<State> state_;
 };

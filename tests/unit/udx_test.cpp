@@ -275,6 +275,57 @@ TEST_CASE("udx: change_remote moves a stream to another socket mid-transfer; eve
   CHECK_FALSE(p.sa->change_remote(*p.a.mux, p.b.address, p.sb->id()));  // closed
 }
 
+TEST_CASE("udx: a blind relay's pair of streams carries a stream between two peers, then a reset ends all", "[udx]") {
+  SimNetwork net(17, {.loss = 0.02, .duplicate = 0.01, .min_delay_ms = 2, .max_delay_ms = 12});
+  Pair p(net);
+  Host r(net, sim_address(9));
+  auto ra = r.mux->create_stream(), rb = r.mux->create_stream();
+  std::optional<std::string> ra_closed, rb_closed;
+  ra->on_close = [&](const std::string& e) { ra_closed = e; };
+  rb->on_close = [&](const std::string& e) { rb_closed = e; };
+  ra->relay_to(*rb, p.sa->id());
+  rb->relay_to(*ra, p.sb->id());
+  CHECK(ra->relaying());
+  // Each peer points its stream at its end of the pair, at the relay.
+  p.sa->connect(r.address, ra->id());
+  p.sb->connect(r.address, rb->id());
+  constexpr size_t kTotal = 1 << 20;
+  Checksum to_b = write_random(*p.sa, kTotal, 7), to_a = write_random(*p.sb, kTotal, 8);
+  // A stranger who learned an id gets nowhere once the peer has spoken.
+  Host stranger(net, sim_address(10));
+  bool some = net.run_until([&] { return p.ib.sum.bytes > 0 && p.ia.sum.bytes > 0; }, 60'000);
+  INFO("ra got " << ra->stats().packets_received << " sent " << ra->stats().packets_sent << " rb got " << rb->stats().packets_received << " sent " << rb->stats().packets_sent << " r passed " << r.passed << " a passed " << p.a.passed << " b passed " << p.b.passed);
+  REQUIRE(some);
+  Bytes forged;
+  write_header(forged, Header{kData, 0, ra->id(), kDefaultWindow, 0, 0});
+  forged.push_back('x');
+  net.inject(stranger.address, r.address, forged);
+  REQUIRE(net.run_until([&] { return p.ia.sum.bytes == kTotal && p.ib.sum.bytes == kTotal; }, 300'000));
+  CHECK(p.ib.sum.hash == to_b.hash);
+  CHECK(p.ia.sum.hash == to_a.hash);
+  CHECK(ra->stats().packets_received > 0);
+  CHECK_FALSE(ra_closed);
+  CHECK(p.sa->remote() == r.address);
+
+  SECTION("a peer's reset passes through and closes the relay's pair") {
+    p.sa->destroy();
+    REQUIRE(net.run_until([&] { return p.ib.closed.has_value(); }, 5000));
+    CHECK(*p.ib.closed == "connection reset by peer");
+    CHECK(ra_closed);
+    CHECK(rb_closed);
+    CHECK(ra->closed());
+    CHECK(rb->closed());
+  }
+  SECTION("the relay dropping its end resets both peers") {
+    ra.reset();
+    REQUIRE(net.run_until([&] { return p.ia.closed.has_value() && p.ib.closed.has_value(); }, 5000));
+    CHECK(*p.ia.closed == "connection reset by peer");
+    CHECK(*p.ib.closed == "connection reset by peer");
+    CHECK(rb_closed);
+    CHECK_FALSE(rb->relaying());
+  }
+}
+
 TEST_CASE("udx: a peer that disappears mid-transfer times out", "[udx]") {
   SimNetwork net(3, {.loss = 0.01, .min_delay_ms = 5, .max_delay_ms = 15});
   Pair p(net);
