@@ -100,6 +100,7 @@ void add_completion_command(CLI::App& app, Context& ctx);
 void add_seed_command(CLI::App& app, Context& ctx);
 void add_dht_commands(CLI::App& app, Context& ctx);
 void add_swarm_commands(CLI::App& app, Context& ctx);
+void add_relay_command(CLI::App& app, Context& ctx);
 void add_chat_commands(CLI::App& app, Context& ctx);
 
 }  // namespace p2p::cli

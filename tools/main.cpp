@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   cli::add_app_commands(app, ctx);
   cli::add_dht_commands(app, ctx);
   cli::add_swarm_commands(app, ctx);
+  cli::add_relay_command(app, ctx);
   cli::add_chat_commands(app, ctx);
   cli::add_seed_command(app, ctx);
   cli::add_completion_command(app, ctx);

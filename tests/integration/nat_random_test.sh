@@ -12,7 +12,10 @@
 #   3. when node and tests/interop's packages are there, against the
 #      JavaScript reference (hyperswarm): JavaScript in c (random) dials p2p
 #      in b, then p2p in c dials JavaScript in b; each side takes the other
-#      strategy once.
+#      strategy once;
+#   4. two random NATs cannot be punched (c, and d behind rd 10.77.0.5):
+#      `p2p relay` on pub relays between two JavaScript peers that name it
+#      as relayThrough (blind-relay), a line each way.
 # Needs root, ip, nft and python3; otherwise exits 77 saying why.
 set -euo pipefail
 # shellcheck source=nat_lib.sh
@@ -22,9 +25,11 @@ BOUND=75   # s: a random punch tries for about 35 s, after up to 30 s of finding
 PIPE_MIB=2
 
 NS_RC="p2pnat-rc-$S" NS_RB="p2pnat-rb-$S" NS_C="p2pnat-c-$S" NS_B="p2pnat-b-$S"
+NS_RD="p2pnat-rd-$S" NS_D="p2pnat-d-$S"
 nat_router "$NS_RC" "$NS_C" 10.77.0.4 192.168.3 "masquerade random"
 nat_router "$NS_RB" "$NS_B" 10.77.0.3 192.168.2 masquerade
-nat_bootstrap "$NS_C" "$NS_B"
+nat_router "$NS_RD" "$NS_D" 10.77.0.5 192.168.4 "masquerade random"
+nat_bootstrap "$NS_C" "$NS_B" "$NS_D"
 step "0. namespaces: random NAT rc (10.77.0.4) before c, consistent NAT rb (10.77.0.3) before b"
 new_home hc
 new_home hb
@@ -64,6 +69,44 @@ else
   js_case "p2p behind the random NAT dials" "$NS_B" "$NS_C" "$T/hc" server --client js "$BOUND"
   strategies "$C0" "$B0"
   step "3. the JavaScript reference (hyperswarm): holepunched with a random NAT on either side, $((SECONDS - S3))s"
+
+  # --- 4. a blind relay between two random NATs ---------------------------------------------
+  S4=$SECONDS
+  new_home hr
+  ip netns exec "$NS_PUB" env P2P_HOME="$T/hr" "$P2P" --bootstrap "$BOOT" --json relay > "$T/relay.out" 2> "$T/relay.err" &
+  PR=$!
+  PIDS+=("$PR")
+  for _ in $(seq 1 300); do grep -q '"listening"' "$T/relay.out" 2>/dev/null && break; sleep 0.1; done
+  RELAY=$(sed -n 's/.*"event":"listening".*"publicKey":"\([0-9a-f]*\)".*/\1/p' "$T/relay.out" | head -n 1)
+  [ -n "$RELAY" ] || { tails "$T/relay.out" "$T/relay.err"; fail "4. p2p relay did not say its key"; }
+  sleep 1  # its announce settles
+  topic=$(printf 'nat test relay %s' "$S" | sha256sum | cut -c1-64)
+  ip netns exec "$NS_C" node "$JS_PEER" "$MODULES" "$BOOT" "$topic" "$(printf 'relay c %s' "$S" | sha256sum | cut -c1-64)" server "$RELAY" \
+    < /dev/null > "$T/jc.out" 2> "$T/jc.err" &
+  PJC=$!
+  PIDS+=("$PJC")
+  sleep 2
+  ip netns exec "$NS_D" node "$JS_PEER" "$MODULES" "$BOOT" "$topic" "$(printf 'relay d %s' "$S" | sha256sum | cut -c1-64)" client "$RELAY" end \
+    < /dev/null > "$T/jd.out" 2> "$T/jd.err" &
+  PJD=$!
+  PIDS+=("$PJD")
+  for _ in $(seq 1 $((BOUND * 10))); do
+    kill -0 "$PJD" 2>/dev/null || kill -0 "$PJC" 2>/dev/null || break
+    sleep 0.1
+  done
+  RC1=0; wait "$PJC" || RC1=$?
+  RC2=0; wait "$PJD" || RC2=$?
+  [ "$RC1" = 0 ] && [ "$RC2" = 0 ] || { tails "$T/jc.out" "$T/jc.err" "$T/jd.out" "$T/jd.err" "$T/relay.out" "$T/relay.err"; fail "4. the JavaScript peers exited $RC1 and $RC2, expected 0 and 0"; }
+  grep -q '"text":"hello from javascript\\n"' "$T/jc.out" && grep -q '"text":"hello from javascript\\n"' "$T/jd.out" ||
+    { tails "$T/jc.out" "$T/jd.out"; fail "4. the JavaScript peers did not each get the other's line"; }
+  grep -q '"event":"paired"' "$T/relay.out" || { tails "$T/relay.out" "$T/relay.err"; fail "4. the relay paired nobody"; }
+  JC_AT=$(sed -n 's/.*"event":"connected".*"address":"\([^"]*\)".*/\1/p' "$T/jc.out" | head -n 1)
+  JD_AT=$(sed -n 's/.*"event":"connected".*"address":"\([^"]*\)".*/\1/p' "$T/jd.out" | head -n 1)
+  [[ "$JC_AT" == 10.77.0.1:* && "$JD_AT" == 10.77.0.1:* ]] || fail "4. the peers' streams go to $JC_AT and $JD_AT, not to the relay on 10.77.0.1"
+  stop_rc "$PR" TERM 10
+  [ "$RC" = 0 ] || fail "4. p2p relay exited $RC on SIGTERM, expected 0"
+  ENDED=$(grep -c '"event":"ended"' "$T/relay.out" || true)
+  step "4. p2p relay on 10.77.0.1 between two JavaScript peers behind random NATs: a line each way through it ($(grep -c '"event":"paired"' "$T/relay.out") pairing, $ENDED ended), $((SECONDS - S4))s"
 fi
 
 sanitizer_check
