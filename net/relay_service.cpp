@@ -31,7 +31,8 @@ struct RelayService::Impl {
     connections.push_back(std::make_unique<Connection>(
         rt.loop(), udx_transport(std::move(e.stream), rt.node().clock(), std::move(e.early_data)), std::move(stream)));
     Connection* c = connections.back().get();
-    // The channel opens at once: the client's open may already be on its way.
+    // The channel opens at once; a client's open may come first, and waits.
+    c->mux().hold_unmatched_opens(true);
     auto session = relay.accept(c->mux(), remote);
     if (!session.ok()) return c->close(session.status());
     c->sessions().push_back(std::move(*session));
