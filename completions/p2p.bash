@@ -14,6 +14,7 @@ _p2p() {
       "p2p run") path="p2p run" ;;
       "p2p dht") path="p2p dht" ;;
       "p2p swarm") path="p2p swarm" ;;
+      "p2p relay") path="p2p relay" ;;
       "p2p chat") path="p2p chat" ;;
       "p2p seed") path="p2p seed" ;;
       "p2p id create") path="p2p id create" ;;
@@ -58,7 +59,7 @@ _p2p() {
   done
   local words
   case "$path" in
-    "p2p") words="id core kv drive init stage info run dht swarm chat seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p") words="id core kv drive init stage info run dht swarm relay chat seed --help -h --version --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id") words="create show export import --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id create") words="--help -h --force --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p id show") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
@@ -103,6 +104,7 @@ _p2p() {
     "p2p dht get") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm") words="join --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm join") words="--help -h --server --client --pipe --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p relay") words="--help -h --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p chat") words="join create send log --help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p chat join") words="--help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p chat create") words="--help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
