@@ -42,7 +42,10 @@ std::optional<Key32> decode_relay_unpair(ByteView b) {
 class BlindRelay::Session : public ChannelHandler {
  public:
   Session(BlindRelay& relay, Mux& mux) : relay_(relay), mux_(mux) {}
-  ~Session() override { relay_.session_closed(*this); }
+  ~Session() override {
+    mux_.close(channel);  // the mux must not call us any more
+    relay_.session_closed(*this);
+  }
 
   Status on_open(uint64_t, ByteView) override { return {}; }
   Status on_message(uint64_t type, ByteView payload) override {

@@ -117,6 +117,8 @@ const char* to_string(How how) {
       return "relayed";
     case How::holepunched:
       return "holepunched";
+    case How::blind_relay:
+      return "blind-relay";
   }
   return "direct";
 }
@@ -160,12 +162,18 @@ struct Connector::Handshake {
   std::vector<Address> punch_peers;  // where relays saw the client's holepunch messages come from
   size_t waiting = 0;                // holepunch answers held for the NAT analysis
   Clock::TimerId wait_timer = 0, clear_timer = 0;
+  // A blind relay (ours, named in our answer, or the client's).
+  std::optional<RelayThroughInfo> relay_through;
+  std::shared_ptr<void> relay;  // pairing under way while set and not done
+  bool abort_after_relay = false;  // punching gave up: the relay is the last hope
+  Clock::TimerId relay_timer = 0;
 
   Handshake(Clock& c, Server& s, size_t i, const net::HandshakeResult& r)
       : clock(c), server(s), id(i), box(r.hash), result(r) {}
   ~Handshake() {
     clock.cancel_timer(wait_timer);
     clock.cancel_timer(clear_timer);
+    clock.cancel_timer(relay_timer);
   }
   // The stream came from where the client's holepunch messages and punch
   // addresses say it is: the path was punched.
@@ -209,6 +217,13 @@ struct Connector::Dial {
   RelayInfo server_relay{};  // the relay the server asked holepunch messages to go through
   uint64_t round = 0;
   bool random_reserved = false;  // counted as a random punch while asking the server to punch
+  // A blind relay: ours (named in our handshake), then the pairing under way.
+  std::optional<RelayThroughInfo> relay_through;
+  bool use_relay = true;
+  std::shared_ptr<void> blind_relay;
+  bool relay_pending = false;
+  std::string punch_error;  // why punching failed while the relay may still pair us
+  Clock::TimerId relay_timer = 0;
 };
 
 // Pinging a few nodes from the main socket for a puncher's NAT analysis.
@@ -231,6 +246,21 @@ void Connector::set_socket_opener(std::function<std::unique_ptr<DatagramSocket>(
   punching_.seed = seed;
 }
 
+void Connector::set_relay(RelayPairer* pairer, std::optional<Key32> relay_through) {
+  pairer_ = pairer;
+  relay_through_ = relay_through;
+}
+
+// Hyperswarm's default: our relay when our NAT is random (no punch between
+// two random NATs works) or when asked; a fresh token each time.
+std::optional<RelayThroughInfo> Connector::our_relay_through(bool force) const {
+  if (!pairer_ || !relay_through_) return std::nullopt;
+  if (!force && dht_.node().firewall() != Firewall::random) return std::nullopt;
+  RelayThroughInfo r{.public_key = *relay_through_};
+  crypto::random_bytes(r.token.data(), r.token.size());
+  return r;
+}
+
 Connector::~Connector() {
   dht_.set_peer_handler(nullptr);
   demux_.set_probe_handler(nullptr);
@@ -242,6 +272,8 @@ Connector::~Connector() {
     if (auto d = weak.lock()) {
       d->finished = true;
       release_random(*d);
+      d->blind_relay.reset();
+      dht_.node().clock().cancel_timer(d->relay_timer);
       dht_.node().clock().cancel_timer(d->timer);
       dht_.node().clock().cancel_timer(d->wait_timer);
       d->puncher.reset();
@@ -518,6 +550,7 @@ std::optional<Answer> Connector::on_handshake_as_server(Server& server, const In
     if (!id) return Answer::dropped();  // too many under way
     // Unreachable ourselves: the client may have to punch, through our relays.
     if (dht_.node().firewall() != Firewall::open) ours.holepunch = HolepunchInfo{*id, holepunch_relays(server)};
+    ours.relay_through = our_relay_through(false);
   }
   auto reply = noise.write(encode_noise_payload(ours));
   if (!reply.ok()) return Answer::dropped();
@@ -533,6 +566,7 @@ std::optional<Answer> Connector::on_handshake_as_server(Server& server, const In
   slot->remote_id = static_cast<uint32_t>(payload->udx->id);
   slot->client = client;
   slot->direct = direct;
+  slot->relay_through = ours.relay_through;
   start_server_path(slot, *payload, req.to);
   return result;
 }
@@ -555,6 +589,7 @@ void Connector::start_server_path(const std::shared_ptr<Handshake>& hs, const No
     auto h = weak.lock();
     return h && on_first_packet(*h, from);
   };
+  if (pairer_ && (client.relay_through || hs->relay_through)) start_server_relay(hs, client);
   bool lan = false;
   if (hs->client.ip == seen_as.ip) {
     std::vector<Address> theirs;
@@ -592,12 +627,47 @@ bool Connector::on_first_packet(Handshake& hs, const Address& from) {
   return true;
 }
 
+// hyperdht server.js _relayConnection: pair through the relay the client
+// named (or ours, when we named one), while punching goes on; the first
+// path wins. Bounded by kRelayPairTimeoutMs.
+void Connector::start_server_relay(const std::shared_ptr<Handshake>& hs, const NoisePayload& client) {
+  bool initiator = hs->relay_through.has_value();
+  const RelayThroughInfo& r = initiator ? *hs->relay_through : *client.relay_through;
+  std::weak_ptr<Handshake> weak = hs;
+  auto over = [this](Handshake& h) {
+    dht_.node().clock().cancel_timer(h.relay_timer);
+    h.relay_timer = 0;
+    h.relay.reset();
+    if (h.abort_after_relay) abort_handshake(h);
+  };
+  hs->relay_timer = dht_.node().clock().start_timer(kRelayPairTimeoutMs, [weak, over] {
+    if (auto h = weak.lock()) {
+      h->relay_timer = 0;
+      over(*h);
+    }
+  });
+  hs->relay = pairer_->pair(hs->server.key_pair, r.public_key, r.token, initiator, hs->stream->id(),
+                            [this, weak, over](Result<RelayPath> path) {
+                              auto h = weak.lock();
+                              if (!h || !h->relay) return;
+                              if (!path.ok() || h->done || !h->stream) return over(*h);
+                              dht_.node().clock().cancel_timer(h->relay_timer);
+                              h->relay_timer = 0;
+                              h->stream->hold(h->relay);
+                              h->stream->connect(path->relay, path->remote_id);
+                              emit(*h, path->relay, How::blind_relay);
+                            });
+}
+
 // The connection is there: hand it over (the last thing done: the owner may
 // unlisten, which ends `hs`).
 void Connector::emit(Handshake& hs, const Address& remote, How how) {
   hs.done = true;
   dht_.node().clock().cancel_timer(hs.wait_timer);
   hs.wait_timer = 0;
+  dht_.node().clock().cancel_timer(hs.relay_timer);
+  hs.relay_timer = 0;
+  hs.relay.reset();  // held by the stream when it goes through the relay
   hs.puncher.reset();
   forget_later(hs);
   hs.stream->on_firewall = nullptr;
@@ -614,6 +684,13 @@ void Connector::emit(Handshake& hs, const Address& remote, How how) {
 
 void Connector::abort_handshake(Handshake& hs) {
   if (hs.done) return;
+  if (hs.relay) {  // punching is over, the relay may still pair us
+    hs.abort_after_relay = true;
+    dht_.node().clock().cancel_timer(hs.wait_timer);
+    hs.wait_timer = 0;
+    hs.puncher.reset();
+    return;
+  }
   hs.done = true;
   dht_.node().clock().cancel_timer(hs.wait_timer);
   hs.wait_timer = 0;
@@ -731,7 +808,7 @@ void Connector::reply_abort(Handshake& hs, const Request& req, const Address& re
 // --- client ---
 
 void Connector::connect(const crypto::KeyPair& key_pair, const Key32& remote, std::vector<Address> relay_hints,
-                        std::function<void(Result<Established>)> done) {
+                        std::function<void(Result<Established>)> done, RelayUse relay) {
   auto dial = std::make_shared<Dial>();
   std::erase_if(dials_, [](const std::weak_ptr<Dial>& w) { return w.expired(); });
   dials_.push_back(dial);
@@ -756,7 +833,11 @@ void Connector::connect(const crypto::KeyPair& key_pair, const Key32& remote, st
     return true;
   };
   dial->noise = std::make_unique<net::NoiseIK>(true, key_pair, remote, prologue());
-  auto first = dial->noise->write(encode_noise_payload(our_payload(raw->id())));
+  dial->use_relay = relay != RelayUse::never;
+  if (dial->use_relay) dial->relay_through = our_relay_through(relay == RelayUse::always);
+  NoisePayload hello = our_payload(raw->id());
+  hello.relay_through = dial->relay_through;
+  auto first = dial->noise->write(encode_noise_payload(hello));
   if (!first.ok()) return dial->done(first.status());
   dial->first_message = encode_handshake_message(HandshakeMessage{.mode = kModeFromClient, .noise = *first});
 
@@ -764,7 +845,7 @@ void Connector::connect(const crypto::KeyPair& key_pair, const Key32& remote, st
     dial->timer = 0;
     std::string seconds = std::to_string(kConnectTimeoutMs / 1000) + " s";
     if (!dial->answered) return fail(dial, "no answer from " + to_hex(dial->remote) + " within " + seconds);
-    fail(dial, "no path to " + to_hex(dial->remote) + " within " + seconds + " (holepunching did not finish)");
+    fail(dial, "no path to " + to_hex(dial->remote) + " within " + seconds + " (holepunching did not finish)", true);
   });
   for (const auto& relay : relay_hints) try_relay(dial, relay);
   QuerySpec spec{.command = kFindPeer, .target = dial->target};
@@ -822,7 +903,41 @@ void Connector::on_reply(const DialPtr& dial, const Reply& reply, const Handshak
   dial->early = hold_early_data(*dial->stream);
   if (dial->first_sender) return connect_dial(dial, *dial->first_sender, dial->relayed ? How::relayed : How::direct);
   if (!dial->relayed) return connect_dial(dial, reply.from, How::direct);
+  if (pairer_ && dial->use_relay && (dial->payload.relay_through || dial->relay_through)) start_dial_relay(dial);
   choose_path(dial);
+}
+
+// hyperdht connect.js relayConnection: pair through the server's relay (or
+// ours, when the server named none) while the path is found as usual; the
+// first one wins. A punch that fails meanwhile waits for the relay.
+void Connector::start_dial_relay(const DialPtr& dial) {
+  bool initiator = !dial->payload.relay_through;
+  const RelayThroughInfo& r = initiator ? *dial->relay_through : *dial->payload.relay_through;
+  std::weak_ptr<Dial> weak = dial;
+  auto over = [this](const DialPtr& d, const std::string& why) {
+    dht_.node().clock().cancel_timer(d->relay_timer);
+    d->relay_timer = 0;
+    d->relay_pending = false;
+    d->blind_relay.reset();
+    if (!d->punch_error.empty()) fail(d, d->punch_error + "; the blind relay: " + why, true);
+  };
+  dial->relay_pending = true;
+  dial->relay_timer = dht_.node().clock().start_timer(kRelayPairTimeoutMs, [weak, over] {
+    if (auto d = weak.lock()) {
+      d->relay_timer = 0;
+      over(d, "no pairing within " + std::to_string(kRelayPairTimeoutMs / 1000) + " s");
+    }
+  });
+  dial->blind_relay = pairer_->pair(dial->key_pair, r.public_key, r.token, initiator, dial->stream->id(),
+                              [this, weak, over](Result<RelayPath> path) {
+                                auto d = weak.lock();
+                                if (!d || !d->relay_pending || d->finished) return;
+                                if (!path.ok()) return over(d, path.status().message());
+                                dht_.node().clock().cancel_timer(d->relay_timer);
+                                d->relay_timer = 0;
+                                d->relay_pending = false;
+                                connect_dial(d, path->relay, How::blind_relay, nullptr, path->remote_id);
+                              });
 }
 
 // hyperdht connect.js holepunch(): a server that is open, or that offers no
@@ -1033,7 +1148,8 @@ void Connector::abort_dial(const DialPtr& dial, const std::string& why) {
   fail(dial, why);
 }
 
-void Connector::connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via) {
+void Connector::connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via,
+                             std::optional<uint32_t> remote_id) {
   if (dial->finished) return;
   if (dial->stream->closed()) return fail(dial, "the server reset the stream (it kept another connection)");
   dial->finished = true;
@@ -1043,10 +1159,14 @@ void Connector::connect_dial(const DialPtr& dial, const Address& to, How how, st
   // May be our caller (its on_connect): it goes when we return.
   auto puncher = std::move(dial->puncher);
   if (puncher) puncher->stop();
-  // Through one of our punching sockets (a random NAT of ours), or the main one.
+  // Through one of our punching sockets (a random NAT of ours), or the main
+  // one; through a blind relay, the stream keeps the connection to it.
   dial->stream->attach(via ? *via->streams : mux_);
   if (via) dial->stream->hold(std::move(via));
-  dial->stream->connect(to, static_cast<uint32_t>(dial->payload.udx->id));
+  clock.cancel_timer(dial->relay_timer);
+  if (how == How::blind_relay) dial->stream->hold(dial->blind_relay);
+  dial->blind_relay.reset();
+  dial->stream->connect(to, remote_id.value_or(static_cast<uint32_t>(dial->payload.udx->id)));
   dial->stream->on_firewall = nullptr;
   Established e{.stream = std::move(dial->stream),
                 .handshake = dial->result,
@@ -1065,10 +1185,18 @@ void Connector::release_random(Dial& dial) {
   punching_.random_active--;
 }
 
-void Connector::fail(const DialPtr& dial, const std::string& why) {
+void Connector::fail(const DialPtr& dial, const std::string& why, bool final) {
   if (dial->finished) return;
+  if (dial->relay_pending && !final) {  // the relay may still pair us
+    if (dial->punch_error.empty()) dial->punch_error = why;
+    auto puncher = std::move(dial->puncher);  // may be our caller: it goes when we return
+    if (puncher) puncher->stop();
+    return;
+  }
   dial->finished = true;
   release_random(*dial);
+  dial->blind_relay.reset();
+  dht_.node().clock().cancel_timer(dial->relay_timer);
   Clock& clock = dht_.node().clock();
   clock.cancel_timer(dial->timer);
   clock.cancel_timer(dial->wait_timer);

@@ -31,8 +31,9 @@ namespace p2p::dht {
 // How a connection was made: the handshake went straight to the server
 // (direct); or through a relay, the stream then straight to an address of the
 // peer's that was reachable (relayed: an open peer, or one on our LAN); or
-// through a relay, both NATs punched for the stream (holepunched).
-enum class How { direct, relayed, holepunched };
+// through a relay, both NATs punched for the stream (holepunched); or the
+// stream goes through a blind relay (blind_relay, "blind-relay").
+enum class How { direct, relayed, holepunched, blind_relay };
 const char* to_string(How how);
 
 struct Established {
@@ -45,6 +46,26 @@ struct Established {
   // Stream bytes that come before the owner reads (the peer's first message
   // often beats the handshake's reply); it keeps filling until then.
   std::shared_ptr<Bytes> early_data;
+};
+
+// Where a stream paired through a blind relay goes: the relay's stream for
+// us, at the relay's address.
+struct RelayPath {
+  uint32_t remote_id = 0;
+  Address relay{};
+};
+
+// Pairs our end of a connection through a blind relay (net/relay_client.h):
+// connects to `relay` by its key as `us`, asks it to pair `token` for our
+// stream `stream_id` (`initiator`: we chose the relay), then calls `done`
+// once, with the path or why not, never after the returned handle is gone.
+// The handle keeps the connection to the relay: the stream holds it.
+class RelayPairer {
+ public:
+  virtual ~RelayPairer() = default;
+  virtual std::shared_ptr<void> pair(const crypto::KeyPair& us, const Key32& relay, const Hash32& token,
+                                     bool initiator, uint32_t stream_id,
+                                     std::function<void(Result<RelayPath>)> done) = 0;
 };
 
 class Connector {
@@ -62,6 +83,8 @@ class Connector {
   static constexpr uint64_t kHandshakeClearMs = 10'000;
   // Holepunch state kept per listening key (hyperdht's holepunch slots).
   static constexpr size_t kMaxHandshakes = 256;
+  // A blind relay must pair us within this (hyperdht's relay timeout).
+  static constexpr uint64_t kRelayPairTimeoutMs = 15'000;
 
   // The streams' socket is `demux`'s: holepunch probes and the main socket's
   // own requests come through it.
@@ -79,6 +102,10 @@ class Connector {
   // pool; unset: such a NAT is not punched). `seed` fixes the random ports
   // for simulations (0: random).
   void set_socket_opener(std::function<std::unique_ptr<DatagramSocket>()> open, uint64_t seed = 0);
+  // Blind relays: `pairer` pairs our streams through one (unset: a peer's
+  // relayThrough is not followed); `relay_through` is ours, named in our
+  // handshakes when our NAT is random (hyperswarm's default) or a dial asks.
+  void set_relay(RelayPairer* pairer, std::optional<Key32> relay_through);
 
   // The relays of a listening key (for announcing it on topics).
   std::vector<Address> relays(const Key32& public_key) const;
@@ -86,8 +113,13 @@ class Connector {
   // Dials `remote`. `relay_hints` (a peer record's relay addresses) are tried
   // before the FIND_PEER query's answers. A failure's message names
   // hyperdht's error where there is one (HOLEPUNCH_ABORTED, ...).
+  // Blind relays for one dial: ours named when our NAT is random (the
+  // default), always (a punch to this peer failed before), or none at all,
+  // not even the server's (a dial to a relay itself).
+  enum class RelayUse { when_random, always, never };
   void connect(const crypto::KeyPair& key_pair, const Key32& remote, std::vector<Address> relay_hints,
-               std::function<void(Result<Established>)> done);
+               std::function<void(Result<Established>)> done, RelayUse relay = RelayUse::when_random);
+  bool has_relay() const { return relay_through_.has_value() && pairer_; }
 
  private:
   struct Server;
@@ -133,9 +165,14 @@ class Connector {
   void send_holepunch(const DialPtr& dial, const Address& peer, const Address& relay, const HolepunchPayload& payload,
                       std::function<void(const DialPtr&, const PunchReply&)> next);
   void abort_dial(const DialPtr& dial, const std::string& why);
-  void connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via = nullptr);
+  void connect_dial(const DialPtr& dial, const Address& to, How how, std::shared_ptr<PunchSocket> via = nullptr,
+                    std::optional<uint32_t> remote_id = std::nullopt);
+  std::optional<RelayThroughInfo> our_relay_through(bool force) const;
+  void start_dial_relay(const DialPtr& dial);
+  void start_server_relay(const std::shared_ptr<Handshake>& hs, const NoisePayload& client);
   void release_random(Dial& dial);
-  void fail(const DialPtr& dial, const std::string& why);
+  // `final`: even while a blind relay may still pair the dial.
+  void fail(const DialPtr& dial, const std::string& why, bool final = false);
   // the main socket's NAT, for a puncher
   std::unique_ptr<Holepuncher> make_puncher(bool initiator, uint64_t remote_firewall);
   void sample_pass(const std::shared_ptr<Sampling>& s);
@@ -147,6 +184,8 @@ class Connector {
   MainSocketRequests requests_;
   ProbeRouter probes_;  // before servers_ and dials: their punchers leave it as they go
   PunchShared punching_;  // the same
+  RelayPairer* pairer_ = nullptr;
+  std::optional<Key32> relay_through_;
   std::map<Hash32, std::unique_ptr<Server>> servers_;  // by H(public key)
   std::vector<std::weak_ptr<Dial>> dials_;
   Clock::TimerId reannounce_timer_ = 0;

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "net/dht_uv.h"
+#include "net/relay_client.h"
 #include "net/udp_demux.h"
 
 namespace p2p::dht {
@@ -79,6 +80,7 @@ struct Runtime::Impl {
   std::unique_ptr<Node> node;
   std::unique_ptr<HyperDht> dht;
   std::unique_ptr<Connector> connector;
+  std::unique_ptr<net::RelayClient> relay_client;
   std::string nodes_file;
 };
 
@@ -86,6 +88,8 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {}
 
 Runtime::~Runtime() {
   save_nodes();
+  impl_->connector->set_relay(nullptr, std::nullopt);
+  impl_->relay_client.reset();
   impl_->connector.reset();
   impl_->dht.reset();
   impl_->node.reset();
@@ -153,6 +157,9 @@ Result<std::unique_ptr<Runtime>> Runtime::open(RuntimeOptions options) {
     if (!s.ok()) return nullptr;
     return std::move(s.value());
   });
+  // A peer's blind relay is followed (and ours named, once set).
+  m.relay_client = std::make_unique<net::RelayClient>(m.loop, *m.connector, *m.clock);
+  m.connector->set_relay(m.relay_client.get(), std::nullopt);
   return rt;
 }
 
@@ -161,6 +168,10 @@ udx::Mux& Runtime::streams() { return *impl_->streams; }
 uv_loop_s* Runtime::loop() { return impl_->loop; }
 
 Connector& Runtime::connector() { return *impl_->connector; }
+
+void Runtime::set_relay_through(std::optional<Key32> relay) {
+  impl_->connector->set_relay(impl_->relay_client.get(), relay);
+}
 HyperDht& Runtime::dht() { return *impl_->dht; }
 Address Runtime::local_address() const { return impl_->socket->local_address(); }
 

@@ -52,6 +52,10 @@ class Runtime {
   // Streams and connections share the DHT's socket.
   udx::Mux& streams();
   Connector& connector();
+  // Our blind relay (hyperswarm's relayThrough): named in our handshakes
+  // when our NAT is random or a punch to the peer failed before. A peer's
+  // relay is followed either way.
+  void set_relay_through(std::optional<Key32> relay);
   uv_loop_s* loop();
   Address local_address() const;
 

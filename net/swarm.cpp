@@ -121,7 +121,7 @@ void Swarm::dial(const Key32& remote, std::vector<Address> relays) {
     connected_.insert(remote);
     connected_at_[remote] = dht_.node().clock().now_ms();
     if (on_connection_) on_connection_(std::move(*r));
-  });
+  }, failures_.count(remote) ? Connector::RelayUse::always : Connector::RelayUse::when_random);  // hyperswarm's forceRelaying
 }
 
 bool Swarm::admit(const Key32& remote) {

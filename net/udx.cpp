@@ -660,11 +660,21 @@ struct Stream::State {
     bool current = seq_diff(h.seq, static_cast<uint32_t>(ack)) >= 0;  // else a duplicate
     if (current && (h.type & (kData | kEnd))) accept(h.seq, h.type, payload);
     if (!drain()) return;
-    if (current && (h.type & kDestroy)) return close(kReset);
+    // A reset that loses nothing is a clean close: we ended, the peer
+    // acknowledged all our data, and nothing of its is missing before the
+    // reset. JavaScript secret streams end that way (the UDX stream is
+    // destroyed as the secret stream closes, often before its END goes
+    // out), and a blind relay tears a pair down as a peer leaves.
+    if (current && (h.type & kDestroy)) return close(lost_nothing(h.seq) ? "" : kReset);
     if ((h.type & kMessage) && !invoke(self.on_message, payload)) return;
     if (h.type & (kData | kEnd | kHeartbeat)) ack_needed = true;
     on_ack(h, blocks);
     finish();
+  }
+
+  bool lost_nothing(uint32_t destroy_seq) const {
+    return end_sent && unacked_bytes == 0 && pending_off >= pending.size() &&
+           seq_diff(destroy_seq, static_cast<uint32_t>(ack)) == 0;
   }
 
   // After a packet or connect(): owed ACK, then EOF once our ACK covers the

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "base/bytes.h"
 #include "net/dht_messages.h"
@@ -117,9 +118,13 @@ class Stream {
   // `mux` runs on another clock or has a stream with this id.
   bool attach(Mux& mux);
   Mux& mux() const { return *mux_; }
-  // Keeps `owner` (whatever keeps this stream's Mux and socket) until the
-  // stream is gone: for a socket of its own, opened for holepunching.
-  void hold(std::shared_ptr<void> owner) { owner_ = std::move(owner); }
+  // Keeps `owner` until the stream is gone (or let go): whatever keeps its
+  // Mux and socket (a socket of its own, opened for holepunching), or its
+  // path (a connection to the blind relay it goes through).
+  void hold(std::shared_ptr<void> owner) { owners_.push_back(std::move(owner)); }
+  void let_go(const void* owner) {
+    std::erase_if(owners_, [owner](const auto& o) { return o.get() == owner; });
+  }
   bool connected() const { return connected_; }
   const Address& remote() const { return remote_; }
 
@@ -172,7 +177,7 @@ class Stream {
   void relay_packet(const Address& from, const Header& h, ByteView datagram);
   void end_relay(bool notify_self);
 
-  std::shared_ptr<void> owner_;  // first: it goes last, after the destructor's DESTROY
+  std::vector<std::shared_ptr<void>> owners_;  // first: they go last, after the destructor's DESTROY
   Mux* mux_;
   uint32_t id_;
   uint32_t remote_id_ = 0;

@@ -24,6 +24,7 @@ struct SwarmArgs {
   std::string topic;
   bool server = false, client = false, pipe = false;
   double timeout_s = 30;
+  std::string relay_through;
 };
 
 struct Peer {
@@ -133,9 +134,15 @@ int join(Context& ctx, const SwarmArgs& a) {
   bool server = a.server || !a.client, client = a.client || !a.server;
   auto kp = identity_key_pair(ctx);
   if (!kp.ok()) return ctx.fail(kp.status());
+  std::optional<Key32> relay;
+  if (!a.relay_through.empty()) {
+    relay = key_from_hex(a.relay_through);
+    if (!relay) return ctx.fail(invalid_argument("--relay-through takes a relay's public key: 64 hex characters"));
+  }
   auto rt = open_dht(ctx, true);
   if (!rt.ok()) return ctx.fail(rt.status());
   dht::Runtime& r = **rt;
+  r.set_relay_through(relay);
   if (Status s = join_dht(r, a.timeout_s); !s.ok()) return ctx.fail(s);
   Hash32 topic = dht::topic_from_text(a.topic);
   ctx.info("joined " + to_hex(topic).substr(0, 16) + "... as " + to_hex(kp->public_key) +
@@ -277,6 +284,9 @@ void add_swarm_commands(CLI::App& app, Context& ctx) {
   join_cmd->add_flag("--pipe", a->pipe,
                      "Join stdin and stdout to the first peer: bytes both ways; exits when both sides have ended");
   join_cmd->add_option("--timeout", a->timeout_s, "Give up joining the DHT after this many seconds")->capture_default_str();
+  join_cmd->add_option("--relay-through", a->relay_through,
+                       "A blind relay's key (p2p relay): peers that cannot be punched to go through it")
+      ->option_text("KEY");
   join_cmd->callback([&ctx, a] { ctx.run = [&ctx, a] { return join(ctx, *a); }; });
 }
 

@@ -163,21 +163,23 @@ new_home() {  # new_home NAME: a p2p home with an identity in $T/NAME
   run env P2P_HOME="$T/$1" "$P2P" id create
   [ "$RC" = 0 ] || fail "id create in $1: exit $RC"
 }
-# holepunched FILE: a connected event with how=holepunched (prints its address)
-holepunched() {
-  python3 - "$1" <<'PY'
+# connected_how FILE [HOW]: a connected event with that how (default
+# $EXPECT_HOW, else holepunched); prints its address and role.
+connected_how() {
+  python3 - "$1" "${2:-${EXPECT_HOW:-holepunched}}" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     try:
         j = json.loads(line)
     except ValueError:
         continue
-    if j.get("event") == "connected" and j.get("how") == "holepunched":
+    if j.get("event") == "connected" and j.get("how") == sys.argv[2]:
         print(j["address"], "initiator" if j["initiator"] else "accepted")
         sys.exit(0)
 sys.exit(1)
 PY
 }
+holepunched() { connected_how "$1" holepunched; }
 # The JavaScript reference (tests/interop's pinned packages), when node and
 # they are there: JS_PEER is the peer script (nat_peer.cjs), MODULES its packages.
 MODULES="$(cd "$(dirname "${BASH_SOURCE[0]}")/../interop" && pwd)/node_modules"
@@ -194,20 +196,21 @@ sanitizer_check() {  # fails on a sanitizer report in any of the logs
 # js_case LABEL JS_NS P2P_NS P2P_HOME JS_MODE P2P_MODE FIRST(js|p2p) PIPE_BOUND:
 # the JavaScript peer (nat_peer.cjs) in JS_NS and `p2p swarm join --pipe` in
 # P2P_NS on a topic of their own, FIRST started 2 s before the other; a line
-# each way, and p2p's connection holepunched. Sets JS_HOW (p2p's view) and JS_AT.
+# each way, and p2p's connection $EXPECT_HOW (default holepunched). With
+# RELAY set, both name that blind relay. Sets JS_HOW (p2p's view) and JS_AT.
 js_case() {
   local label=$1 js_ns=$2 p2p_ns=$3 home=$4 jsmode=$5 p2pmode=$6 first=$7 bound=$8 topic seed T0 PJ PP
   topic=$(printf 'nat test js %s %s' "$S" "$label" | sha256sum | cut -c1-64)
   seed=$(printf 'nat test js seed %s %s' "$S" "$label" | sha256sum | cut -c1-64)
   printf 'hello from p2p\n' > "$T/p2p.in"
   start_js() {
-    ip netns exec "$js_ns" node "$JS_PEER" "$MODULES" "$BOOT" "$topic" "$seed" "$jsmode" < /dev/null > "$T/js.out" 2> "$T/js.err" &
+    ip netns exec "$js_ns" node "$JS_PEER" "$MODULES" "$BOOT" "$topic" "$seed" "$jsmode" "${RELAY:--}" < /dev/null > "$T/js.out" 2> "$T/js.err" &
     PJ=$!
     PIDS+=("$PJ")
   }
   start_p2p() {
     ip netns exec "$p2p_ns" env P2P_HOME="$home" "$P2P" --bootstrap "$BOOT" --json swarm join "$topic" --pipe "$p2pmode" \
-      < "$T/p2p.in" > "$T/p2p.out" 2> "$T/p2p.err" &
+      ${RELAY:+--relay-through "$RELAY"} < "$T/p2p.in" > "$T/p2p.out" 2> "$T/p2p.err" &
     PP=$!
     PIDS+=("$PP")
   }
@@ -222,16 +225,17 @@ js_case() {
   [ "$RC" = 0 ] || { tails "$T/p2p.err" "$T/js.out" "$T/js.err"; fail "($label) p2p exited $RC"; }
   grep -qx "hello from javascript" "$T/p2p.out" || fail "($label) p2p did not get the JavaScript peer's line: $(head -c 200 "$T/p2p.out")"
   grep -q '"text":"hello from p2p\\n"' "$T/js.out" || { tails "$T/js.out" "$T/js.err"; fail "($label) the JavaScript peer did not get p2p's line"; }
-  JS_HOW=$(holepunched "$T/p2p.err" || true)
-  [ -n "$JS_HOW" ] || { tails "$T/p2p.err"; fail "($label) p2p's connection to the JavaScript peer is not holepunched"; }
+  JS_HOW=$(connected_how "$T/p2p.err" || true)
+  [ -n "$JS_HOW" ] || { tails "$T/p2p.err"; fail "($label) p2p's connection to the JavaScript peer is not ${EXPECT_HOW:-holepunched}"; }
   JS_AT=$(sed -n 's/.*"event":"connected".*"address":"\([^"]*\)".*/\1/p' "$T/js.out" | head -n 1)
   kill "$PJ" 2>/dev/null || true
-  echo "    ($label) p2p: holepunched, at $JS_HOW; JavaScript: at $JS_AT; a line each way; $((SECONDS - T0))s"
+  echo "    ($label) p2p: ${EXPECT_HOW:-holepunched}, at $JS_HOW; JavaScript: at $JS_AT; a line each way; $((SECONDS - T0))s"
 }
 
 # pipe_case LABEL NS_SERVER HOME_SERVER NS_CLIENT HOME_CLIENT MIB BOUND: `swarm
 # join --pipe` serving in one namespace, dialling from the other: MIB MiB
-# each way, sha256 equal both ways, both exit 0, holepunched on both sides.
+# each way, sha256 equal both ways, both exit 0, $EXPECT_HOW (default
+# holepunched) on both sides; with RELAY set, both name that blind relay.
 # Sets PIPE_HOW (both sides' views).
 pipe_case() {
   local label=$1 ns1=$2 h1=$3 ns2=$4 h2=$5 mib=$6 bound=$7 topic P1 P2 RC1 RC2 how1 how2
@@ -241,12 +245,12 @@ pipe_case() {
   : > "$T/s.got"
   : > "$T/c.got"
   ip netns exec "$ns1" env P2P_HOME="$h1" "$P2P" --bootstrap "$BOOT" --json swarm join "$topic" --pipe --server \
-    < "$T/s.in" > "$T/s.got" 2> "$T/ps.err" &
+    ${RELAY:+--relay-through "$RELAY"} < "$T/s.in" > "$T/s.got" 2> "$T/ps.err" &
   P1=$!
   PIDS+=("$P1")
   sleep 1  # the server announces first, so that the client's first lookup finds it
   ip netns exec "$ns2" env P2P_HOME="$h2" "$P2P" --bootstrap "$BOOT" --json swarm join "$topic" --pipe --client \
-    < "$T/c.in" > "$T/c.got" 2> "$T/pc.err" &
+    ${RELAY:+--relay-through "$RELAY"} < "$T/c.in" > "$T/c.got" 2> "$T/pc.err" &
   P2=$!
   PIDS+=("$P2")
   for _ in $(seq 1 $((bound * 10))); do
@@ -265,8 +269,8 @@ pipe_case() {
     fail "($label) the client received $(stat -c %s "$T/c.got") bytes that are not the server's $mib MiB"
   [ "$(sha256sum < "$T/s.got" | cut -d' ' -f1)" = "$(sha256sum < "$T/c.in" | cut -d' ' -f1)" ] ||
     fail "($label) the server received $(stat -c %s "$T/s.got") bytes that are not the client's $mib MiB"
-  how1=$(holepunched "$T/ps.err" || true)
-  how2=$(holepunched "$T/pc.err" || true)
-  [ -n "$how1" ] && [ -n "$how2" ] || { tails "$T/ps.err" "$T/pc.err"; fail "($label) --pipe: the connection was not holepunched on both sides"; }
+  how1=$(connected_how "$T/ps.err" || true)
+  how2=$(connected_how "$T/pc.err" || true)
+  [ -n "$how1" ] && [ -n "$how2" ] || { tails "$T/ps.err" "$T/pc.err"; fail "($label) --pipe: the connection was not ${EXPECT_HOW:-holepunched} on both sides"; }
   PIPE_HOW="server: $how1, client: $how2"
 }

@@ -25,7 +25,16 @@ swarm.on('connection', (conn) => {
     if (endFirst === 'end') conn.end()
   })
   conn.on('end', async () => { await conn.flush(); conn.end() })
-  conn.on('close', () => swarm.destroy().then(() => process.exit(0)))
+  // The secret stream closes once both sides ended, before its UDX stream
+  // has sent (and had acknowledged) its own END: leave only once that is
+  // done too (at most 5 s), or the peer sees a reset instead of the end.
+  conn.on('close', () => {
+    const leave = () => swarm.destroy().then(() => process.exit(0))
+    const rs = conn.rawStream
+    if (!rs || rs.destroyed) return leave()
+    rs.once('close', leave)
+    setTimeout(leave, 5000).unref()
+  })
   conn.write('hello from javascript\n')
 })
 swarm.join(b4a.from(topic, 'hex'), { server: mode !== 'client', client: mode !== 'server' })

@@ -14,8 +14,10 @@
 #      in b, then p2p in c dials JavaScript in b; each side takes the other
 #      strategy once;
 #   4. two random NATs cannot be punched (c, and d behind rd 10.77.0.5):
-#      `p2p relay` on pub relays between two JavaScript peers that name it
-#      as relayThrough (blind-relay), a line each way.
+#      `p2p relay` on pub relays between them, both naming it with
+#      --relay-through: 2 MiB each way, "how": "blind-relay";
+#   5. with the JavaScript reference: two JavaScript peers that name the
+#      relay as relayThrough, then JavaScript and p2p either way round.
 # Needs root, ip, nft and python3; otherwise exits 77 saying why.
 set -euo pipefail
 # shellcheck source=nat_lib.sh
@@ -69,17 +71,32 @@ else
   js_case "p2p behind the random NAT dials" "$NS_B" "$NS_C" "$T/hc" server --client js "$BOUND"
   strategies "$C0" "$B0"
   step "3. the JavaScript reference (hyperswarm): holepunched with a random NAT on either side, $((SECONDS - S3))s"
+fi
 
-  # --- 4. a blind relay between two random NATs ---------------------------------------------
-  S4=$SECONDS
-  new_home hr
-  ip netns exec "$NS_PUB" env P2P_HOME="$T/hr" "$P2P" --bootstrap "$BOOT" --json relay > "$T/relay.out" 2> "$T/relay.err" &
-  PR=$!
-  PIDS+=("$PR")
-  for _ in $(seq 1 300); do grep -q '"listening"' "$T/relay.out" 2>/dev/null && break; sleep 0.1; done
-  RELAY=$(sed -n 's/.*"event":"listening".*"publicKey":"\([0-9a-f]*\)".*/\1/p' "$T/relay.out" | head -n 1)
-  [ -n "$RELAY" ] || { tails "$T/relay.out" "$T/relay.err"; fail "4. p2p relay did not say its key"; }
-  sleep 1  # its announce settles
+# --- 4. two random NATs: a blind relay between them ------------------------------------------
+S4=$SECONDS
+new_home hr
+new_home hd
+ip netns exec "$NS_PUB" env P2P_HOME="$T/hr" "$P2P" --bootstrap "$BOOT" --json relay > "$T/relay.out" 2> "$T/relay.err" &
+PR=$!
+PIDS+=("$PR")
+for _ in $(seq 1 300); do grep -q '"listening"' "$T/relay.out" 2>/dev/null && break; sleep 0.1; done
+RELAY=$(sed -n 's/.*"event":"listening".*"publicKey":"\([0-9a-f]*\)".*/\1/p' "$T/relay.out" | head -n 1)
+[ -n "$RELAY" ] || { tails "$T/relay.out" "$T/relay.err"; fail "4. p2p relay did not say its key"; }
+sleep 1  # its announce settles
+paired() { grep -c '"event":"paired"' "$T/relay.out" || true; }
+RELAY=$RELAY EXPECT_HOW=blind-relay pipe_case "relayed" "$NS_C" "$T/hc" "$NS_D" "$T/hd" "$PIPE_MIB" "$BOUND"
+[ "$(paired)" -ge 1 ] || { tails "$T/relay.out"; fail "4. the relay paired nobody"; }
+[[ "$PIPE_HOW" == "server: 10.77.0.1:"*"client: 10.77.0.1:"* ]] || fail "4. the streams do not go to the relay on 10.77.0.1 ($PIPE_HOW)"
+step "4. c and d behind random NATs, through p2p relay on 10.77.0.1: $PIPE_MIB MiB each way, sha256 equal, both exit 0 ($PIPE_HOW), $((SECONDS - S4))s"
+
+# --- 5. the same with the JavaScript reference --------------------------------------------------
+if ! have_js; then
+  step "5. skipped: no node or no tests/interop/node_modules (the JavaScript reference)"
+else
+  S5=$SECONDS
+  P0=$(paired)
+  # Two JavaScript peers: the one in d ends after the first line.
   topic=$(printf 'nat test relay %s' "$S" | sha256sum | cut -c1-64)
   ip netns exec "$NS_C" node "$JS_PEER" "$MODULES" "$BOOT" "$topic" "$(printf 'relay c %s' "$S" | sha256sum | cut -c1-64)" server "$RELAY" \
     < /dev/null > "$T/jc.out" 2> "$T/jc.err" &
@@ -96,18 +113,21 @@ else
   done
   RC1=0; wait "$PJC" || RC1=$?
   RC2=0; wait "$PJD" || RC2=$?
-  [ "$RC1" = 0 ] && [ "$RC2" = 0 ] || { tails "$T/jc.out" "$T/jc.err" "$T/jd.out" "$T/jd.err" "$T/relay.out" "$T/relay.err"; fail "4. the JavaScript peers exited $RC1 and $RC2, expected 0 and 0"; }
+  [ "$RC1" = 0 ] && [ "$RC2" = 0 ] || { tails "$T/jc.out" "$T/jc.err" "$T/jd.out" "$T/jd.err" "$T/relay.out" "$T/relay.err"; fail "5. the JavaScript peers exited $RC1 and $RC2, expected 0 and 0"; }
   grep -q '"text":"hello from javascript\\n"' "$T/jc.out" && grep -q '"text":"hello from javascript\\n"' "$T/jd.out" ||
-    { tails "$T/jc.out" "$T/jd.out"; fail "4. the JavaScript peers did not each get the other's line"; }
-  grep -q '"event":"paired"' "$T/relay.out" || { tails "$T/relay.out" "$T/relay.err"; fail "4. the relay paired nobody"; }
+    { tails "$T/jc.out" "$T/jd.out"; fail "5. the JavaScript peers did not each get the other's line"; }
   JC_AT=$(sed -n 's/.*"event":"connected".*"address":"\([^"]*\)".*/\1/p' "$T/jc.out" | head -n 1)
   JD_AT=$(sed -n 's/.*"event":"connected".*"address":"\([^"]*\)".*/\1/p' "$T/jd.out" | head -n 1)
-  [[ "$JC_AT" == 10.77.0.1:* && "$JD_AT" == 10.77.0.1:* ]] || fail "4. the peers' streams go to $JC_AT and $JD_AT, not to the relay on 10.77.0.1"
-  stop_rc "$PR" TERM 10
-  [ "$RC" = 0 ] || fail "4. p2p relay exited $RC on SIGTERM, expected 0"
-  ENDED=$(grep -c '"event":"ended"' "$T/relay.out" || true)
-  step "4. p2p relay on 10.77.0.1 between two JavaScript peers behind random NATs: a line each way through it ($(grep -c '"event":"paired"' "$T/relay.out") pairing, $ENDED ended), $((SECONDS - S4))s"
+  [[ "$JC_AT" == 10.77.0.1:* && "$JD_AT" == 10.77.0.1:* ]] || fail "5. the peers' streams go to $JC_AT and $JD_AT, not to the relay on 10.77.0.1"
+  echo "    (two JavaScript peers) at $JC_AT and $JD_AT; a line each way"
+  RELAY=$RELAY EXPECT_HOW=blind-relay js_case "JavaScript serves behind one random NAT, p2p dials from the other" "$NS_C" "$NS_D" "$T/hd" server --client js "$BOUND"
+  RELAY=$RELAY EXPECT_HOW=blind-relay js_case "p2p serves behind one random NAT, JavaScript dials from the other" "$NS_C" "$NS_D" "$T/hd" client --server p2p "$BOUND"
+  PAIRED=$(($(paired) - P0))
+  [ "$PAIRED" -ge 3 ] || { tails "$T/relay.out"; fail "5. the relay paired $PAIRED times, expected at least 3"; }
+  step "5. through p2p relay with the JavaScript reference: two JavaScript peers, then JavaScript and p2p either way round, a line each way ($PAIRED pairings), $((SECONDS - S5))s"
 fi
+stop_rc "$PR" TERM 10
+[ "$RC" = 0 ] || fail "p2p relay exited $RC on SIGTERM, expected 0"
 
 sanitizer_check
 echo "nat random test: passed in $((SECONDS - START)) s"
