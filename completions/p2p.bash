@@ -103,7 +103,7 @@ _p2p() {
     "p2p dht put") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p dht get") words="--help -h --mutable --seq --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p swarm") words="join --help -h --home --passphrase-file --json --quiet -q --bootstrap" ;;
-    "p2p swarm join") words="--help -h --server --client --pipe --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
+    "p2p swarm join") words="--help -h --server --client --pipe --timeout --relay-through --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p relay") words="--help -h --timeout --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p chat") words="join create send log --help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;
     "p2p chat join") words="--help -h --history --home --passphrase-file --json --quiet -q --bootstrap" ;;

@@ -610,6 +610,7 @@ complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l server -d 'Only acc
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l client -d 'Only dial the peers found (look the topic up)'
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l pipe -d 'Join stdin and stdout to the first peer: bytes both ways; exits when both sides have ended'
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l timeout -d 'Give up joining the DHT after this many seconds'
+complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l relay-through -d 'A blind relay"s key (p2p relay): peers that cannot be punched to go through it'
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l home -d 'Folder holding the store and identity (default $P2P_HOME, else ~/.local/share/p2p)'
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l passphrase-file -d 'File whose first line is the passphrase of a sealed identity (or $P2P_PASSPHRASE_FILE)'
 complete -c p2p -n 'test (__p2p_path) = "p2p swarm join"' -l json -d 'Machine-readable output: one JSON object per line'

@@ -88,7 +88,7 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {}
 
 Runtime::~Runtime() {
   save_nodes();
-  impl_->connector->set_relay(nullptr, std::nullopt);
+  if (impl_->connector) impl_->connector->set_relay(nullptr, std::nullopt);
   impl_->relay_client.reset();
   impl_->connector.reset();
   impl_->dht.reset();

@@ -34,7 +34,8 @@ struct RelayClient::Pairing : ChannelHandler {
     if (cb) cb(std::move(r));  // may drop the handle: nothing touches `this` after
   }
 
-  Status on_open(uint64_t, ByteView) override {
+  Status on_open(uint64_t id, ByteView) override {
+    channel = id;  // (before open() returns, when the relay's open came first)
     connection->mux().send(channel, kRelayPair, encode_relay_pair(request));
     connection->flush_output();
     return {};

@@ -9,6 +9,7 @@
 
 #include "core/crypto.h"
 #include "core/encoding.h"
+#include "net/blind_relay.h"
 #include "net/dht_connect.h"
 #include "net/dht_query.h"
 #include "net/dht_sim.h"
@@ -701,6 +702,111 @@ TEST_CASE("connect: a server behind a random NAT punches from its own sockets; t
   CHECK(&d.server->stream->mux() != server.mux.get());
   CHECK(&d.client->value().stream->mux() == client.mux.get());
   CHECK(d.client->value().remote.ip == server.address().ip);
+}
+
+// A blind relay on the simulated network for RelayPairer: each pairing is
+// a protomux channel (in memory) to a BlindRelay whose streams run on the
+// relay's own socket; its answer reaches the peer 5 ms later.
+struct SimRelay : RelayPairer {
+  struct Link : net::ChannelHandler {
+    SimNetwork* net = nullptr;
+    Address relay_address{};
+    std::weak_ptr<Link> self;
+    std::unique_ptr<net::Mux> peer, relay_side;
+    std::unique_ptr<net::ChannelHandler> session;
+    uint64_t channel = 0;
+    net::RelayPair request;
+    std::function<void(Result<RelayPath>)> done;
+    Status on_open(uint64_t id, ByteView) override {
+      channel = id;  // (before open() returns, when the relay opened first)
+      peer->send(channel, net::kRelayPair, net::encode_relay_pair(request));
+      return {};
+    }
+    Status on_message(uint64_t, ByteView payload) override {
+      auto m = net::decode_relay_pair(payload);
+      if (!m) return {};
+      RelayPath path{static_cast<uint32_t>(m->stream_id), relay_address};
+      net->start_timer(5, [weak = self, path] {
+        auto k = weak.lock();
+        if (!k || !k->done) return;
+        auto cb = std::move(k->done);
+        cb(path);
+      });
+      return {};
+    }
+    void on_close() override {}
+  };
+  SimNetwork& net;
+  Address address;
+  std::unique_ptr<DatagramSocket> socket;
+  std::unique_ptr<udx::Mux> streams;
+  std::unique_ptr<net::BlindRelay> relay;
+  size_t pairs = 0;
+
+  SimRelay(SimNetwork& n, Address a) : net(n), address(a), socket(n.open_socket(a)) {
+    streams = std::make_unique<udx::Mux>(net, *socket);
+    socket->set_receiver([this](const Address& from, ByteView d) { streams->handle(from, d); });
+    relay = std::make_unique<net::BlindRelay>(*streams);
+  }
+  std::shared_ptr<void> pair(const crypto::KeyPair& us, const Key32&, const Hash32& token, bool initiator,
+                             uint32_t stream_id, std::function<void(Result<RelayPath>)> done) override {
+    pairs++;
+    auto link = std::make_shared<Link>();
+    Link* l = link.get();
+    l->net = &net;
+    l->relay_address = address;
+    l->self = link;
+    l->peer = std::make_unique<net::Mux>([l](ByteView f) { (void)l->relay_side->receive(f); });
+    l->relay_side = std::make_unique<net::Mux>([l](ByteView f) { (void)l->peer->receive(f); });
+    l->peer->hold_unmatched_opens(true);
+    l->request = net::RelayPair{.initiator = initiator, .token = token, .stream_id = stream_id};
+    l->done = std::move(done);
+    l->session = std::move(*relay->accept(*l->relay_side, us.public_key));
+    (void)l->peer->open(std::string(net::kBlindRelayProtocol), us.public_key, {}, l);
+    return link;
+  }
+};
+
+TEST_CASE("connect: two randomized NATs connect through a blind relay; a reset there ends both", "[dht][connect]") {
+  ConnectSim sim(27);
+  sim.grow(10);
+  Wired& server = sim.peer(Behind::random_nat);
+  Wired& client = sim.peer(Behind::random_nat);
+  SimRelay relay(sim.net, sim_address(200));
+  Key32 relay_key = key_pair(80).public_key;
+  client.connector->set_relay(&relay, relay_key);
+  server.connector->set_relay(&relay, std::nullopt);  // follows the client's relay
+  auto skp = key_pair(81), ckp = key_pair(82);
+  std::optional<Established> accepted;
+  sim.listen(server, skp, accepted);
+  std::optional<Result<Established>> dialled;
+  client.connector->connect(ckp, skp.public_key, {}, [&](Result<Established> r) { dialled = std::move(r); },
+                            Connector::RelayUse::always);
+  bool both = sim.net.run_until([&] { return dialled.has_value() && accepted.has_value(); }, Connector::kConnectTimeoutMs + 1000);
+  INFO("dialled " << dialled.has_value() << (dialled && !dialled->ok() ? " " + dialled->status().message() : "") << " accepted " << accepted.has_value() << " pairs " << relay.pairs << " relaying " << relay.relay->stats().relaying << " pending " << relay.relay->stats().pending);
+  REQUIRE(both);
+  REQUIRE(dialled->ok());
+  Established& c = dialled->value();
+  CHECK(c.how == How::blind_relay);
+  CHECK(accepted->how == How::blind_relay);
+  CHECK(c.remote == relay.address);
+  CHECK(accepted->remote == relay.address);
+  CHECK(relay.pairs == 2);
+  CHECK(relay.relay->stats().relaying == 1);
+  auto at_client = collect(c), at_server = collect(*accepted);
+  Bytes up = pattern(120'000, 3), down = pattern(90'000, 4);
+  c.stream->write(up);
+  accepted->stream->write(down);
+  REQUIRE(sim.net.run_until([&] { return *at_server == up && *at_client == down; }, 60'000));
+
+  // The relay drops the pair (its session with the client ends): both are reset.
+  std::optional<std::string> client_closed, server_closed;
+  c.stream->on_close = [&](const std::string& e) { client_closed = e; };
+  accepted->stream->on_close = [&](const std::string& e) { server_closed = e; };
+  c.stream.reset();  // our end goes, and with it the connection to the relay
+  REQUIRE(sim.net.run_until([&] { return server_closed.has_value(); }, 10'000));
+  CHECK(*server_closed == "connection reset by peer");
+  CHECK(relay.relay->stats().relaying == 0);
 }
 
 TEST_CASE("connect: two randomized NATs are not punched; the dial fails in bounded time", "[dht][connect]") {
