@@ -646,17 +646,17 @@ void Connector::start_server_relay(const std::shared_ptr<Handshake>& hs, const N
       over(*h);
     }
   });
-  hs->relay = pairer_->pair(hs->server.key_pair, r.public_key, r.token, initiator, hs->stream->id(),
-                            [this, weak, over](Result<RelayPath> path) {
-                              auto h = weak.lock();
-                              if (!h || !h->relay) return;
-                              if (!path.ok() || h->done || !h->stream) return over(*h);
-                              dht_.node().clock().cancel_timer(h->relay_timer);
-                              h->relay_timer = 0;
-                              h->stream->hold(h->relay);
-                              h->stream->connect(path->relay, path->remote_id);
-                              emit(*h, path->relay, How::blind_relay);
-                            });
+  auto paired = [this, weak, over](Result<RelayPath> path) {
+    auto h = weak.lock();
+    if (!h || !h->relay) return;
+    if (!path.ok() || h->done || !h->stream) return over(*h);
+    dht_.node().clock().cancel_timer(h->relay_timer);
+    h->relay_timer = 0;
+    h->stream->hold(h->relay);
+    h->stream->connect(path->relay, path->remote_id);
+    emit(*h, path->relay, How::blind_relay);
+  };
+  hs->relay = pairer_->pair(hs->server.key_pair, r.public_key, r.token, initiator, hs->stream->id(), paired);
 }
 
 // The connection is there: hand it over (the last thing done: the owner may
@@ -928,16 +928,16 @@ void Connector::start_dial_relay(const DialPtr& dial) {
       over(d, "no pairing within " + std::to_string(kRelayPairTimeoutMs / 1000) + " s");
     }
   });
-  dial->blind_relay = pairer_->pair(dial->key_pair, r.public_key, r.token, initiator, dial->stream->id(),
-                              [this, weak, over](Result<RelayPath> path) {
-                                auto d = weak.lock();
-                                if (!d || !d->relay_pending || d->finished) return;
-                                if (!path.ok()) return over(d, path.status().message());
-                                dht_.node().clock().cancel_timer(d->relay_timer);
-                                d->relay_timer = 0;
-                                d->relay_pending = false;
-                                connect_dial(d, path->relay, How::blind_relay, nullptr, path->remote_id);
-                              });
+  auto paired = [this, weak, over](Result<RelayPath> path) {
+    auto d = weak.lock();
+    if (!d || !d->relay_pending || d->finished) return;
+    if (!path.ok()) return over(d, path.status().message());
+    dht_.node().clock().cancel_timer(d->relay_timer);
+    d->relay_timer = 0;
+    d->relay_pending = false;
+    connect_dial(d, path->relay, How::blind_relay, nullptr, path->remote_id);
+  };
+  dial->blind_relay = pairer_->pair(dial->key_pair, r.public_key, r.token, initiator, dial->stream->id(), paired);
 }
 
 // hyperdht connect.js holepunch(): a server that is open, or that offers no

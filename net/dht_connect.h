@@ -7,7 +7,9 @@
 // secret stream from the handshake's keys. When neither end is reachable
 // and they are not on one LAN, both holepunch (PEER_HOLEPUNCH through the
 // relay, then probes: net/dht_nat.h); a random NAT of ours is punched from
-// sockets opened for it (set_socket_opener). Blind relays are not here.
+// sockets opened for it (set_socket_opener). When one side names a blind
+// relay (relayThrough), both also pair through it (RelayPairer): the first
+// path that works carries the connection.
 #pragma once
 
 #include <functional>

@@ -43,14 +43,7 @@ json() {  # json EXPR < one JSON line: print EXPR of the parsed object `j`
   python3 -c 'import json,sys; j=json.loads(sys.stdin.readline()); print(eval(sys.argv[1]))' "$1"
 }
 # tails FILE...: the last lines of each (for failure reports).
-tails() {
-  local f
-  for f in "$@"; do
-    [ -s "$f" ] || continue
-    echo "  --- $(basename "$f"):"
-    tail -n 8 "$f" | cut -c1-300 | sed 's/^/    /'
-  done
-}
+TAIL_LINES=8
 
 # --- a private DHT of 4 nodes -----------------------------------------------------------
 start_node 0

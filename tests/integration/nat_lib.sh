@@ -46,14 +46,6 @@ trap cleanup EXIT
 START=$SECONDS
 # shellcheck source=strict_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/strict_lib.sh"
-tails() {  # tails FILE...: the last lines of each (for failure reports)
-  local f
-  for f in "$@"; do
-    [ -s "$f" ] || continue
-    echo "  --- $(basename "$f"):"
-    tail -n 12 "$f" | cut -c1-300 | sed 's/^/    /'
-  done
-}
 in_ns() {  # in_ns NAMESPACE COMMAND...
   local n=$1
   shift

@@ -31,6 +31,14 @@ stop_rc() {
   wait "$1" || RC=$?
 }
 step() { echo "ok $(printf '%3d' $((SECONDS - START)))s  $*"; }
+tails() {  # tails FILE...: the last lines of each (TAIL_LINES, default 12), for failure reports
+  local f
+  for f in "$@"; do
+    [ -s "$f" ] || continue
+    echo "  --- $(basename "$f"):"
+    tail -n "${TAIL_LINES:-12}" "$f" | cut -c1-300 | sed 's/^/    /'
+  done
+}
 
 # A private DHT on 127.0.0.1 (needs $P2P and the PIDS array the cleanup kills).
 # start_node INDEX [BOOTSTRAP]: a `p2p dht bootstrap` node in the background.

@@ -50,14 +50,7 @@ new_home() {
   echo "$key"
 }
 # tails FILE...: the last lines of each (for failure reports).
-tails() {
-  local f
-  for f in "$@"; do
-    [ -s "$f" ] || continue
-    echo "  --- $(basename "$f"):"
-    tail -n 8 "$f" | cut -c1-300 | sed 's/^/    /'
-  done
-}
+TAIL_LINES=8
 
 # --- 1. a private DHT of 5 nodes ----------------------------------------------------
 ping_ok() {  # ping_ok INDEX: the node answers a ping (a few tries)
