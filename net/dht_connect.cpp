@@ -262,6 +262,7 @@ std::optional<RelayThroughInfo> Connector::our_relay_through(bool force) const {
 }
 
 Connector::~Connector() {
+  *punching_.alive = false;
   dht_.set_peer_handler(nullptr);
   demux_.set_probe_handler(nullptr);
   dht_.node().clock().cancel_timer(reannounce_timer_);

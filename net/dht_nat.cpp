@@ -277,8 +277,10 @@ bool Holepuncher::open_birthday_sockets(const Address& to) {
     s->streams = std::make_unique<udx::Mux>(clock_, *s->socket);
     if (shared_->main_streams) s->streams->borrow_from(shared_->main_streams);
     s->owner = this;
+    s->alive = shared_->alive;
     PunchSocket* raw = s.get();
     s->socket->set_receiver([raw](const Address& from, ByteView d) {
+      if (!*raw->alive) return;
       if (raw->owner) raw->owner->on_socket_datagram(*raw, from, d);
       else raw->streams->handle(from, d);
     });

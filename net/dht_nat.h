@@ -87,6 +87,7 @@ struct PunchSocket {
   std::unique_ptr<DatagramSocket> socket;
   std::unique_ptr<udx::Mux> streams;  // after `socket`: goes first
   class Holepuncher* owner = nullptr;  // who hears its probes; none once handed over
+  std::shared_ptr<bool> alive;         // PunchShared's: false once its DHT is going
 };
 
 // What the punchers of one DHT share (hyperdht keeps it on the DHT): random
@@ -98,6 +99,9 @@ struct PunchShared {
   static constexpr uint64_t kRandomPunchIntervalMs = 20'000;
   std::function<std::unique_ptr<DatagramSocket>()> open_socket;
   udx::Mux* main_streams = nullptr;
+  // Cleared as the DHT goes: a socket closed late (on a later turn of the
+  // loop) then takes nothing more in.
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);
   uint64_t seed = 0;  // for the random ports (0: from the system's randomness)
   int random_active = 0;
   std::optional<uint64_t> last_random_end;

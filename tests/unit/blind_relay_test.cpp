@@ -90,11 +90,11 @@ TEST_CASE("blind relay: two peers paired by token talk through the relay's strea
   std::vector<std::pair<BlindRelay::Event, uint64_t>> events;
   relay.on_event = [&](BlindRelay::Event e, const Key32&, uint64_t bytes) { events.emplace_back(e, bytes); };
   Wire wa, wb;
+  Client ca, cb;  // before the relay's sessions: those tell them they close
   auto sa_handler = relay.accept(*wa.relay, key(0xa1));
   auto sb_handler = relay.accept(*wb.relay, key(0xb1));
   REQUIRE(sa_handler.ok());
   REQUIRE(sb_handler.ok());
-  Client ca, cb;
   // Clients open the channel with their own key as its id (relay clients do).
   uint64_t cha = *wa.peer->open(std::string(kBlindRelayProtocol), key(0xa1), {}, &ca);
   uint64_t chb = *wb.peer->open(std::string(kBlindRelayProtocol), key(0xb1), {}, &cb);
