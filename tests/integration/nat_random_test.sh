@@ -46,19 +46,19 @@ strategies() {  # strategies BEFORE_SPRAY BEFORE_BIRTHDAY: what reached the rout
   [ "$BIRTHDAY" -ge 200 ] || fail "only $BIRTHDAY low-TTL probes reached b's NAT: c did not open its birthday sockets"
 }
 
-S1=$SECONDS
-C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
-pipe_case "c serves" "$NS_C" "$T/hc" "$NS_B" "$T/hb" "$PIPE_MIB" "$BOUND"
-[[ "$PIPE_HOW" == *"client: 10.77.0.4:"* ]] || fail "b's connection does not go to c's NAT 10.77.0.4 ($PIPE_HOW)"
-strategies "$C0" "$B0"
-step "1. c (random NAT) serves, b dials: $PIPE_MIB MiB each way, sha256 equal, both exit 0, holepunched ($PIPE_HOW; $SPRAY sprayed and $BIRTHDAY birthday probes reached the routers), $((SECONDS - S1))s"
-
-S2=$SECONDS
-C0=$(nat_counter "$NS_RC" probes) B0=$(nat_counter "$NS_RB" low_ttl_probes)
-pipe_case "b serves" "$NS_B" "$T/hb" "$NS_C" "$T/hc" "$PIPE_MIB" "$BOUND"
-[[ "$PIPE_HOW" == *"server: 10.77.0.4:"* ]] || fail "b's connection does not come from c's NAT 10.77.0.4 ($PIPE_HOW)"
-strategies "$C0" "$B0"
-step "2. b serves, c (random NAT) dials: $PIPE_MIB MiB each way, sha256 equal, both exit 0, holepunched ($PIPE_HOW; $SPRAY sprayed and $BIRTHDAY birthday probes reached the routers), $((SECONDS - S2))s"
+# random_case STEP LABEL SERVER_NS SERVER_HOME CLIENT_NS CLIENT_HOME SIDE: a
+# --pipe case through the random NAT; SIDE (server or client) is the one
+# whose view must show c's NAT 10.77.0.4.
+random_case() {
+  local t0=$SECONDS c0 b0
+  c0=$(nat_counter "$NS_RC" probes) b0=$(nat_counter "$NS_RB" low_ttl_probes)
+  pipe_case "$2" "$3" "$4" "$5" "$6" "$PIPE_MIB" "$BOUND"
+  [[ "$PIPE_HOW" == *"$7: 10.77.0.4:"* ]] || fail "$1. the $7's connection is not with c's NAT 10.77.0.4 ($PIPE_HOW)"
+  strategies "$c0" "$b0"
+  step "$1. $2: $PIPE_MIB MiB each way, sha256 equal, both exit 0, holepunched ($PIPE_HOW; $SPRAY sprayed and $BIRTHDAY birthday probes reached the routers), $((SECONDS - t0))s"
+}
+random_case 1 "c (random NAT) serves, b dials" "$NS_C" "$T/hc" "$NS_B" "$T/hb" client
+random_case 2 "b serves, c (random NAT) dials" "$NS_B" "$T/hb" "$NS_C" "$T/hc" server
 
 if ! have_js; then
   step "3. skipped: no node or no tests/interop/node_modules (the JavaScript reference)"

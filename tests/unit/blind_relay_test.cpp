@@ -3,6 +3,8 @@
 // on the simulated network; the bounds and the endings.
 #include <catch2/catch.hpp>
 
+#include <random>
+
 #include "net/blind_relay.h"
 #include "net/dht_sim.h"
 
@@ -81,6 +83,30 @@ TEST_CASE("blind relay: pair and unpair messages as blind-relay 1.6.1 encodes th
   CHECK(u[0] == 0);
   CHECK(decode_relay_unpair(u) == key(7));
   CHECK_FALSE(decode_relay_unpair(ByteView(u).first(32)));
+}
+
+TEST_CASE("blind relay: garbage never crashes the decoders or a session", "[relay]") {
+  std::mt19937 rng(9);
+  SimNetwork net(33);
+  Host r(net, 3);
+  BlindRelay relay(r.streams);
+  Wire w;
+  Client c;
+  auto handler = relay.accept(*w.relay, key(2));
+  REQUIRE(handler.ok());
+  uint64_t ch = *w.peer->open(std::string(kBlindRelayProtocol), key(2), {}, &c);
+  size_t decoded = 0, refused = 0;
+  for (int i = 0; i < 2000; i++) {
+    Bytes junk(rng() % 80);
+    for (auto& b : junk) b = static_cast<uint8_t>(rng());
+    decoded += decode_relay_pair(junk).has_value() + decode_relay_unpair(junk).has_value();
+    Status s = (*handler)->on_message(rng() % 3, junk);
+    refused += !s.ok();
+  }
+  CHECK(decoded > 0);   // long enough junk is a well-formed (meaningless) request
+  CHECK(refused > 0);   // short junk is refused, not read past its end
+  CHECK(relay.stats().pending <= BlindRelay::kMaxPendingPerSession);
+  (void)ch;
 }
 
 TEST_CASE("blind relay: two peers paired by token talk through the relay's streams", "[relay]") {
