@@ -826,7 +826,7 @@ void Stream::relay_packet(const Address& from, const Header& h, ByteView datagra
   }
   stats_.packets_received++;
   stats_.bytes_received += datagram.size();
-  if (static_cast<int32_t>(h.seq + 1 - relay_seq_) > 0) relay_seq_ = h.seq + 1;
+  if (seq_diff(h.seq + 1, relay_seq_) > 0) relay_seq_ = h.seq + 1;
   Stream& to = *relay_;
   if (to.relay_peer_known_) {
     Bytes out(datagram.begin(), datagram.end());
