@@ -412,7 +412,7 @@ Result<Proof> generate_proof(NodeSource& tree, uint64_t length, uint64_t fork, B
   if (node) {
     if (!b.have_node_path) return invalid_argument("invalid block request");
     if (req.block)
-      proof.block = BlockProof{req.block->index, {}, std::move(b.node_nodes)};
+      proof.block = BlockProof{req.block->index, {}, std::move(b.node_nodes), std::nullopt};
     else
       proof.hash = HashProof{req.hash->index, std::move(b.node_nodes)};
   }
@@ -463,7 +463,7 @@ Result<std::optional<Node>> verify_tree(const Proof& proof, std::vector<Node>& n
   NodeQueue q(path, root);
   Node top;
   if (proof.block) {
-    top = leaf_node(proof.block->index, proof.block->value);
+    top = proof.block->leaf ? *proof.block->leaf : leaf_node(proof.block->index, proof.block->value);
   } else {
     auto first = q.shift(ite.index());
     if (!first.ok()) return first.status();

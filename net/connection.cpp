@@ -68,6 +68,9 @@ Connection::Connection(uv_loop_t* loop, std::unique_ptr<Transport> transport, st
       mux_([this](ByteView frame) {
         Status s = stream_->send(frame);
         if (!s.ok()) close(s);
+        // One batch of requests can ask for many big replies: they leave as
+        // they are made rather than pile up in one growing buffer.
+        else if (stream_->output_size() >= kWriteChunk) flush();
       }) {
   uv_timer_init(loop_, timer_);
   timer_->data = this;
@@ -110,11 +113,7 @@ void Connection::received(ByteView bytes) {
   auto backlogged = [this] { return transport_->pending() > kHighWater; };
   Status s = stream_->receive(
       bytes,
-      [this](ByteView message) {
-        Status st = mux_.receive(message);
-        if (stream_->output_size() >= kWriteChunk) flush();  // big replies leave as they are made
-        return st;
-      },
+      [this](ByteView message) { return mux_.receive(message); },
       backlogged);
   if (s.ok()) s = mux_.drain();
   if (!s.ok()) {

@@ -271,8 +271,13 @@ Status CoreSession::on_data(wire::Data m) {
       return error(ErrorCode::verification, "the peer answered a request for block " + std::to_string(p.index) +
                                                 " with block " + std::to_string(m.proof.block->index));
   }
-  inbox_bytes_ += m.proof.block ? m.proof.block->value.size() : 0;
-  inbox_.push_back({p, std::move(m)});
+  inbox_.push_back({p, std::move(m), kNoLeafSlot});
+  if (auto& block = inbox_.back().data.proof.block) {
+    inbox_bytes_ += block->value.size();
+    // Hashed now, while the block is in the CPU's cache: big ones beside us.
+    if (block->value.size() >= kHashAsideBytes) inbox_.back().leaf_slot = hasher_.add(block->index, block->value);
+    else block->leaf = merkle::leaf_node(block->index, block->value);
+  }
   // Upgrades go at once: later requests depend on the new length.
   if (p.upgrade || inbox_.size() >= kMaxInbox || inbox_bytes_ >= kMaxInboxBytes) return flush_inbox();
   return {};
@@ -290,6 +295,9 @@ Status CoreSession::flush_inbox() {
   std::vector<Received> batch = std::move(inbox_);
   inbox_.clear();
   inbox_bytes_ = 0;
+  std::vector<merkle::Node> leaves = hasher_.take();
+  for (Received& r : batch)
+    if (r.leaf_slot != kNoLeafSlot) r.data.proof.block->leaf = leaves[r.leaf_slot];
   std::vector<Core::Incoming> items;
   items.reserve(batch.size());
   for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});

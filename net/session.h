@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "core/leaf_hasher.h"
 #include "core/log.h"
 #include "net/noise.h"
 #include "net/protomux.h"
@@ -117,12 +118,16 @@ class CoreSession : public ChannelHandler {
   std::map<uint64_t, Pending> requests_;        // by request id
   uint64_t next_request_ = 1;
   uint64_t upgrade_request_ = 0;
+  static constexpr size_t kNoLeafSlot = SIZE_MAX;
+  static constexpr size_t kHashAsideBytes = 16 * 1024;  // smaller blocks: hashing costs less than handing over
   struct Received {
     Pending request;
     wire::Data data;
+    size_t leaf_slot;  // in hasher_, or kNoLeafSlot
   };
   std::vector<Received> inbox_;  // replies waiting to be verified and stored together
   size_t inbox_bytes_ = 0;
+  merkle::LeafHasher hasher_;  // after inbox_: goes first, waiting for its reads of inbox_'s blocks
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;
   uint64_t invalid_requests_ = 0;
