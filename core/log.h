@@ -38,6 +38,7 @@ class CoreReader {
 };
 
 class Core;
+class BlockBatch;
 
 // Supplies blocks a replica lacks, from the network: verified and stored
 // before they are returned. Installed on a Core by the replication layer.
@@ -137,6 +138,11 @@ class Core {
     const std::optional<Bytes>* manifest;
   };
   Status apply(std::span<const Incoming> items, std::vector<bool>& applied);
+  // The same batch as a job another thread can run while this one goes on
+  // receiving, when it can only add blocks and nodes (no upgrade, the core
+  // stored here already). The job does not touch this Core; the items must
+  // outlive it. nullopt: use apply().
+  std::optional<BlockBatch> block_batch(std::span<const Incoming> items) const;
   // Blocks a reader lacks are asked from here (null: none).
   void set_fetcher(BlockFetcher* fetcher) { fetcher_ = fetcher; }
   BlockFetcher* fetcher() const { return fetcher_; }
@@ -162,6 +168,28 @@ class Core {
   BlockFetcher* fetcher_ = nullptr;
   CoreState state_;
   std::vector<merkle::Node> roots_;
+};
+
+// Block replies verified and stored in one transaction on any thread (see
+// Core::block_batch): it touches the store and the replies only.
+class BlockBatch {
+ public:
+  // stored: committed, `applied[i]` tells which brought a new block. stale:
+  // the stored core changed meanwhile; invalid: an item failed to verify or
+  // the store failed. Both store nothing: Core::apply sorts them out and
+  // names the bad item.
+  enum class Outcome { stored, stale, invalid };
+  Outcome run(std::vector<bool>& applied);
+
+ private:
+  friend class Core;
+  storage::Store* store_ = nullptr;
+  Key32 key_{};
+  std::string label_;
+  uint64_t local_id_ = 0;
+  CoreState state_;
+  std::vector<merkle::Node> roots_;
+  std::vector<const merkle::Proof*> proofs_;
 };
 
 }  // namespace p2p

@@ -10,6 +10,40 @@ namespace p2p {
 
 using namespace detail;
 
+namespace {
+
+// Checks a reply against the tree we trust (`roots`, and the nodes stored).
+Result<merkle::VerifiedProof> verify_reply(const merkle::Proof& proof, uint64_t length,
+                                           const std::vector<merkle::Node>& roots, merkle::NodeSource& trusted) {
+  if (!proof.upgrade && proof.block && proof.block->index >= length)
+    return error(ErrorCode::verification, "the peer sent block " + std::to_string(proof.block->index) +
+                                              " beyond the signed length without an upgrade");
+  if (proof.block && proof.block->value.size() > kMaxBlockSize)
+    return error(ErrorCode::verification, "the peer sent a block larger than the limit");
+  auto verified = merkle::verify_proof(proof, roots, trusted);
+  if (!verified.ok()) return error(ErrorCode::verification, "bad proof: " + verified.status().message());
+  return verified;
+}
+
+// Stores the nodes and the block a verified reply proves; true when the block is new here.
+Result<bool> store_proven(storage::WriteTxn& w, uint64_t local_id, const merkle::Proof& proof,
+                          const merkle::VerifiedProof& verified) {
+  auto put_node = [&](const merkle::Node& n) -> Status {
+    auto key = storage::pair_key(local_id, n.index);
+    if (w.get(storage::Table::tree, key)) return {};
+    return w.put(storage::Table::tree, key, encode_node(n));
+  };
+  for (const merkle::Node& n : verified.nodes) P2P_TRY(put_node(n));
+  for (const merkle::Node& n : verified.tree.added_nodes()) P2P_TRY(put_node(n));
+  if (!proof.block) return false;
+  auto key = storage::pair_key(local_id, proof.block->index);
+  if (w.get(storage::Table::blocks, key)) return false;
+  P2P_TRY(w.put(storage::Table::blocks, key, proof.block->value));
+  return true;
+}
+
+}  // namespace
+
 Result<bool> Core::has(uint64_t index) {
   auto r = reader();
   if (!r.ok()) return r.status();
@@ -120,15 +154,9 @@ Result<bool> Core::apply_in(storage::WriteTxn& w, const merkle::Proof& proof, co
   // (another peer upgraded us meanwhile): not wrong, just stale.
   if (proof.fork != state_.fork) return false;
   if (proof.upgrade && proof.upgrade->start != state_.length) return false;
-  if (!proof.upgrade && proof.block && proof.block->index >= state_.length)
-    return error(ErrorCode::verification, "the peer sent block " + std::to_string(proof.block->index) +
-                                              " beyond the signed length without an upgrade");
-  if (proof.block && proof.block->value.size() > kMaxBlockSize)
-    return error(ErrorCode::verification, "the peer sent a block larger than the limit");
-
   TxnNodes trusted(w, local_id_);
-  auto verified = merkle::verify_proof(proof, roots_, trusted);
-  if (!verified.ok()) return error(ErrorCode::verification, "bad proof: " + verified.status().message());
+  auto verified = verify_reply(proof, state_.length, roots_, trusted);
+  if (!verified.ok()) return verified.status();
   CoreState next = state_;
   if (verified->upgraded) {
     const merkle::TreeBatch& tree = verified->tree;
@@ -136,28 +164,55 @@ Result<bool> Core::apply_in(storage::WriteTxn& w, const merkle::Proof& proof, co
     if (!s.ok()) return error(ErrorCode::verification, "bad signature on the upgrade: " + s.message());
     next = CoreState{tree.length(), tree.byte_length(), proof.fork, proof.upgrade->signature};
   }
-  bool changed = verified->upgraded;
-  auto put_node = [&](const merkle::Node& n) -> Status {
-    auto key = storage::pair_key(local_id_, n.index);
-    if (w.get(storage::Table::tree, key)) return {};
-    return w.put(storage::Table::tree, key, encode_node(n));
-  };
-  for (const merkle::Node& n : verified->nodes) P2P_TRY(put_node(n));
-  for (const merkle::Node& n : verified->tree.added_nodes()) P2P_TRY(put_node(n));
-  if (proof.block) {
-    auto key = storage::pair_key(local_id_, proof.block->index);
-    if (!w.get(storage::Table::blocks, key)) {
-      P2P_TRY(w.put(storage::Table::blocks, key, proof.block->value));
-      changed = true;
-    }
-  }
-  if (verified->upgraded)
-    P2P_TRY(w.put(storage::Table::cores, key_, encode_header(Header{local_id_, manifest::encode(manifest_), next})));
+  auto stored = store_proven(w, local_id_, proof, *verified);
+  if (!stored.ok()) return stored.status();
   if (verified->upgraded) {
+    P2P_TRY(w.put(storage::Table::cores, key_, encode_header(Header{local_id_, manifest::encode(manifest_), next})));
     state_ = std::move(next);
     roots_ = verified->tree.roots();
   }
-  return changed;
+  return verified->upgraded || *stored;
+}
+
+std::optional<BlockBatch> Core::block_batch(std::span<const Incoming> items) const {
+  if (!stored_ || items.empty() || !store_.concurrent()) return std::nullopt;
+  for (const Incoming& item : items)
+    if (item.proof->upgrade) return std::nullopt;
+  BlockBatch batch;
+  batch.store_ = &store_;
+  batch.key_ = key_;
+  batch.label_ = label();
+  batch.local_id_ = local_id_;
+  batch.state_ = state_;
+  batch.roots_ = roots_;
+  for (const Incoming& item : items) batch.proofs_.push_back(item.proof);
+  return batch;
+}
+
+BlockBatch::Outcome BlockBatch::run(std::vector<bool>& applied) {
+  applied.assign(proofs_.size(), false);
+  auto txn = store_->write();
+  if (!txn.ok()) return Outcome::invalid;
+  storage::WriteTxn& w = **txn;
+  // The core as stored must still be the one the batch was made for.
+  auto raw = w.get(storage::Table::cores, key_);
+  if (!raw) return Outcome::stale;
+  auto h = decode_header(*raw, label_);
+  if (!h.ok() || h->local_id != local_id_ || h->state.length != state_.length ||
+      h->state.fork != state_.fork || h->state.signature != state_.signature)
+    return Outcome::stale;
+  TxnNodes trusted(w, local_id_);
+  for (size_t i = 0; i < proofs_.size(); i++) {
+    const merkle::Proof& proof = *proofs_[i];
+    if (proof.fork != state_.fork) continue;  // stale, not wrong
+    auto verified = verify_reply(proof, state_.length, roots_, trusted);
+    if (!verified.ok() || verified->upgraded) return Outcome::invalid;
+    auto stored = store_proven(w, local_id_, proof, *verified);
+    if (!stored.ok()) return Outcome::invalid;
+    applied[i] = *stored;
+  }
+  if (!w.commit().ok()) return Outcome::invalid;
+  return Outcome::stored;
 }
 
 }  // namespace p2p

@@ -74,6 +74,7 @@ void CoreSession::close() {
 void CoreSession::on_close() {
   if (tracing()) std::fprintf(stderr, "[p2p] %s channel closed by the peer\n", core_.label().c_str());
   closed_ = true;
+  (void)finish_applying();  // what it stored is reported; the rest is asked again elsewhere
   if (hooks_.on_close) hooks_.on_close();
 }
 
@@ -284,15 +285,21 @@ Status CoreSession::on_data(wire::Data m) {
 }
 
 Status CoreSession::on_drain() {
+  // A batch stored beside us is reported once done, or when no more replies
+  // are on their way (nothing else would bring us back here).
+  if (applying_ && (requests_.empty() || applying_done())) P2P_TRY(finish_applying());
   // Each flush is a durable commit: while many replies are still on their
   // way, wait for more of them (the window refills at the flush).
   if (requests_.size() > kWindow / 2) return {};
+  if (applying_) return pump();
   return flush_inbox();
 }
 
 Status CoreSession::flush_inbox() {
+  P2P_TRY(finish_applying());  // batches are stored in the order they came
   if (inbox_.empty()) return {};
   std::vector<Received> batch = std::move(inbox_);
+  size_t bytes = inbox_bytes_;
   inbox_.clear();
   inbox_bytes_ = 0;
   std::vector<merkle::Node> leaves = hasher_.take();
@@ -301,9 +308,45 @@ Status CoreSession::flush_inbox() {
   std::vector<Core::Incoming> items;
   items.reserve(batch.size());
   for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});
+  // A big batch while more replies are on their way: its commit (copies,
+  // fsync) runs beside the reading of the next one.
+  if (bytes >= kApplyAsideBytes && !requests_.empty()) {
+    if (auto job = core_.block_batch(items)) {
+      auto applying = std::make_unique<Applying>();
+      applying->batch = std::move(batch);  // the same elements: the job's pointers stay good
+      applying->outcome = std::async(std::launch::async, [job = std::move(*job), &applied = applying->applied]() mutable {
+        return job.run(applied);
+      });
+      applying_ = std::move(applying);
+      stats_.batches_stored_aside++;
+      return pump();
+    }
+  }
   std::vector<bool> applied;
   Status s = core_.apply(items, applied);
   if (!s.ok()) return error(s.code(), "core " + core_.label() + ": " + s.message());
+  return report(batch, applied);
+}
+
+bool CoreSession::applying_done() const {
+  return applying_->outcome.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+}
+
+Status CoreSession::finish_applying() {
+  if (!applying_) return {};
+  std::unique_ptr<Applying> done = std::move(applying_);
+  if (done->outcome.get() != BlockBatch::Outcome::stored) {
+    // The core moved on meanwhile, or an item is bad: apply() sorts that out
+    // (and names the bad item).
+    std::vector<Core::Incoming> items;
+    for (const Received& r : done->batch) items.push_back({&r.data.proof, &r.data.manifest});
+    Status s = core_.apply(items, done->applied);
+    if (!s.ok()) return error(s.code(), "core " + core_.label() + ": " + s.message());
+  }
+  return report(done->batch, done->applied);
+}
+
+Status CoreSession::report(const std::vector<Received>& batch, const std::vector<bool>& applied) {
   for (size_t i = 0; i < batch.size(); i++) {
     const Received& r = batch[i];
     if (r.data.proof.block) {

@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <set>
 
@@ -25,6 +26,7 @@ Hash32 replication_capability(bool initiator, const Key32& core_key, const std::
 struct SessionStats {
   uint64_t blocks_sent = 0, bytes_sent = 0;
   uint64_t blocks_received = 0, bytes_received = 0;
+  uint64_t batches_stored_aside = 0;  // verified and committed on another thread
 };
 
 class CoreSession : public ChannelHandler {
@@ -128,6 +130,18 @@ class CoreSession : public ChannelHandler {
   std::vector<Received> inbox_;  // replies waiting to be verified and stored together
   size_t inbox_bytes_ = 0;
   merkle::LeafHasher hasher_;  // after inbox_: goes first, waiting for its reads of inbox_'s blocks
+  // A big batch verified and stored on another thread (Core::block_batch)
+  // while this one goes on receiving; reported when done, one at a time.
+  static constexpr size_t kApplyAsideBytes = 4 * 1024 * 1024;
+  struct Applying {
+    std::vector<Received> batch;
+    std::vector<bool> applied;
+    std::future<BlockBatch::Outcome> outcome;
+  };
+  std::unique_ptr<Applying> applying_;
+  bool applying_done() const;
+  Status finish_applying();
+  Status report(const std::vector<Received>& batch, const std::vector<bool>& applied);
   std::deque<uint64_t> queue_;
   std::set<uint64_t> queued_or_inflight_;
   uint64_t invalid_requests_ = 0;

@@ -215,6 +215,8 @@ class LmdbStore : public Store {
     return lmdb_status(mdb_txn_commit(txn), "creating tables");
   }
 
+  bool concurrent() const override { return true; }
+
   void release_mapped_pages() override { span_.release(); }
 
   void drop_cached_pages() override {

@@ -57,6 +57,9 @@ class Store {
   virtual Result<std::unique_ptr<ReadTxn>> read() = 0;
   // Write transactions are serialised across threads and processes.
   virtual Result<std::unique_ptr<WriteTxn>> write() = 0;
+  // Whether one thread may write while others read (LMDB: yes; the in-memory
+  // store of unit tests: no).
+  virtual bool concurrent() const { return false; }
   // Lets go of memory-mapped pages this process has read (they stay in the
   // page cache): keeps a long streaming read from growing the resident set.
   virtual void release_mapped_pages() {}

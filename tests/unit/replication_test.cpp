@@ -11,6 +11,7 @@
 #include "core/bee.h"
 #include "net/bee_extension.h"
 #include "net/session.h"
+#include "test_util.h"
 
 using namespace p2p;
 
@@ -350,4 +351,55 @@ TEST_CASE("hyperbee extension: a get names the blocks its walk reads; the reader
   l.run();
   CHECK(reading.stats().blocks_received == before);
   CHECK_FALSE(reading.closed());
+}
+
+TEST_CASE("sessions: big batches are verified and stored beside the reading, in order", "[net][replication]") {
+  auto writer_store = storage::open_memory();
+  auto writer = std::move(*Core::open_writable(*writer_store, crypto::random_key_pair()));
+  const int n = 200;
+  std::mt19937_64 rng(5);
+  std::vector<Bytes> blocks(n, Bytes(64 * 1024));
+  for (Bytes& b : blocks)
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+  std::vector<ByteView> views(blocks.begin(), blocks.end());
+  REQUIRE(writer->append(views).ok());
+  test::TempDir dir;
+  auto reader_store = std::move(*storage::open_lmdb(dir.path));
+  auto replica = std::move(*Core::open_replica(*reader_store, writer->key()));
+
+  Linked l;
+  net::CoreSession serving(l.mb, *writer, l.p.b.handshake(), false);
+  net::CoreSession reading(l.ma, *replica, l.p.a.handshake(), true);
+  std::vector<uint64_t> reported;
+  net::CoreSession::Hooks hooks;
+  hooks.on_block = [&](uint64_t i) { reported.push_back(i); };
+  reading.set_hooks(hooks);
+  REQUIRE(serving.open().ok());
+  REQUIRE(reading.open().ok());
+  l.run();
+  REQUIRE(reading.request_upgrade().ok());
+  l.run();
+  REQUIRE(replica->length() == n);
+  for (uint64_t i = 0; i < n; i++) reading.want(i);
+  REQUIRE(reading.pump_requests().ok());
+  // Replies arrive 80 at a time (5 MiB): more are on their way at each drain.
+  for (int round = 0; round < 20 && (l.p.a.has_output() || l.p.b.has_output()); round++) {
+    REQUIRE(l.p.feed(l.p.a, l.p.b, l.p.to_b).ok());
+    for (auto& m : l.p.to_b) REQUIRE(l.mb.receive(m).ok());
+    l.p.to_b.clear();
+    REQUIRE(l.mb.drain().ok());
+    REQUIRE(l.p.feed(l.p.b, l.p.a, l.p.to_a).ok());
+    for (size_t i = 0; i < l.p.to_a.size(); i++) {
+      REQUIRE(l.ma.receive(l.p.to_a[i]).ok());
+      if (i % 80 == 79 || i + 1 == l.p.to_a.size()) REQUIRE(l.ma.drain().ok());
+    }
+    l.p.to_a.clear();
+  }
+  CHECK(reading.stats().batches_stored_aside >= 1);
+  CHECK(reading.stats().blocks_received == n);
+  CHECK(reading.inflight() == 0);
+  REQUIRE(reported.size() == n);
+  CHECK(std::is_sorted(reported.begin(), reported.end()));
+  for (int i = 0; i < n; i += 37) CHECK(*replica->get(i) == blocks[i]);
+  CHECK(replica->verify().ok());
 }
