@@ -310,7 +310,7 @@ Status CoreSession::flush_inbox() {
   for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});
   // A big batch while more replies are on their way: its commit (copies,
   // fsync) runs beside the reading of the next one.
-  if (bytes >= kApplyAsideBytes && !requests_.empty()) {
+  if ((bytes >= kApplyAsideBytes || batch.size() >= kApplyAsideReplies) && !requests_.empty()) {
     if (auto job = core_.block_batch(items)) {
       auto applying = std::make_unique<Applying>();
       applying->batch = std::move(batch);  // the same elements: the job's pointers stay good

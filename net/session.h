@@ -132,7 +132,8 @@ class CoreSession : public ChannelHandler {
   merkle::LeafHasher hasher_;  // after inbox_: goes first, waiting for its reads of inbox_'s blocks
   // A big batch verified and stored on another thread (Core::block_batch)
   // while this one goes on receiving; reported when done, one at a time.
-  static constexpr size_t kApplyAsideBytes = 4 * 1024 * 1024;
+  // Worth a thread: a batch of this many bytes or replies.
+  static constexpr size_t kApplyAsideBytes = 4 * 1024 * 1024, kApplyAsideReplies = 128;
   struct Applying {
     std::vector<Received> batch;
     std::vector<bool> applied;
