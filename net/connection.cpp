@@ -75,6 +75,7 @@ Connection::Connection(uv_loop_t* loop, std::unique_ptr<Transport> transport, st
   uv_timer_init(loop_, timer_);
   timer_->data = this;
   remote_address_ = transport_->remote_address();
+  mux_.set_backpressure([this] { return transport_->pending() > kHighWater; });
 }
 
 Connection::~Connection() {
@@ -110,7 +111,7 @@ Status Connection::start() {
 void Connection::received(ByteView bytes) {
   // Replies pile up faster than the peer reads them: stop parsing (and
   // reading) until the transport drains, so a flood of requests costs bounded memory.
-  auto backlogged = [this] { return transport_->pending() > kHighWater; };
+  auto backlogged = [this] { return transport_->pending() > kHighWater || mux_.holding(); };
   Status s = stream_->receive(
       bytes,
       [this](ByteView message) { return mux_.receive(message); },
@@ -156,8 +157,17 @@ void Connection::flush() {
 
 void Connection::drained() {
   if (closed_ || reading_) return;
-  if (stream_->has_input()) received({});  // what was parsed no further
-  if (!closed_ && !reading_ && transport_->pending() <= kHighWater) {
+  if (mux_.holding()) {  // the rest of a batch of requests
+    Status s = mux_.resume();
+    if (s.ok()) s = mux_.drain();
+    if (!s.ok()) {
+      close(s);
+      return;
+    }
+    flush();
+  }
+  if (!closed_ && !mux_.holding() && stream_->has_input()) received({});  // what was parsed no further
+  if (!closed_ && !reading_ && !mux_.holding() && transport_->pending() <= kHighWater) {
     transport_->resume_reading();
     reading_ = true;
   }

@@ -117,6 +117,46 @@ void Mux::drop(uint64_t local_id, bool notify) {
   if (notify && handler) handler->on_close();
 }
 
+Result<size_t> Mux::on_batch(uint64_t channel, ByteView entries) {
+  enc::Decoder d(entries);
+  size_t used = 0;
+  while (!d.done()) {
+    if (full_ && full_()) {
+      held_batch_ = HeldBatch{channel, {}, 0};
+      return used;
+    }
+    ByteView entry = d.buffer(kMaxEntry);
+    if (!d.ok()) return malformed("truncated batch");
+    if (entry.empty()) {
+      channel = d.uint();
+      if (!d.ok()) return malformed("truncated batch");
+    } else if (channel == 0) {  // control messages may be batched too
+      enc::Decoder c(entry);
+      uint64_t control = c.uint();
+      if (!c.ok() || control == 0) return malformed("bad control message in a batch");
+      P2P_TRY(on_control(control, c.rest()));
+    } else {
+      P2P_TRY(deliver(channel, entry));
+    }
+    used = entries.size() - d.remaining();
+  }
+  return used;
+}
+
+Status Mux::resume() {
+  if (!held_batch_) return {};
+  HeldBatch held = std::move(*held_batch_);
+  held_batch_.reset();
+  ByteView rest = ByteView(held.entries).subspan(held.pos);
+  auto used = on_batch(held.channel, rest);
+  if (!used.ok()) return used.status();
+  if (held_batch_) {  // stopped again: keep the same bytes, further on
+    held_batch_->entries = std::move(held.entries);
+    held_batch_->pos = held.pos + *used;
+  }
+  return {};
+}
+
 Status Mux::drain() {
   std::vector<ChannelHandler*> handlers;
   for (auto& [id, ch] : channels_)
@@ -146,23 +186,11 @@ Status Mux::on_control(uint64_t type, ByteView rest) {
   switch (type) {
     case 0: {  // batch
       uint64_t channel = d.uint();
-      while (d.ok() && !d.done()) {
-        ByteView entry = d.buffer(kMaxEntry);
-        if (!d.ok()) break;
-        if (entry.empty()) {
-          channel = d.uint();
-          continue;
-        }
-        if (channel == 0) {  // control messages may be batched too
-          enc::Decoder c(entry);
-          uint64_t control = c.uint();
-          if (!c.ok() || control == 0) return malformed("bad control message in a batch");
-          P2P_TRY(on_control(control, c.rest()));
-          continue;
-        }
-        P2P_TRY(deliver(channel, entry));
-      }
       if (!d.ok()) return malformed("truncated batch");
+      ByteView entries = d.rest();
+      auto used = on_batch(channel, entries);
+      if (!used.ok()) return used.status();
+      if (held_batch_) held_batch_->entries = to_bytes(entries.subspan(*used));  // copied once
       return {};
     }
     case 1: {  // open

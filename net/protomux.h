@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,10 @@ class Mux {
   static constexpr size_t kMaxBatch = 8 * 1024 * 1024;
 
   explicit Mux(Send send) : send_(std::move(send)) {}
+  // Asked before each message of a batch frame: while it returns true (our
+  // output backs up), the rest of the batch waits for resume(). A peer that
+  // asks for a thousand big blocks in one frame costs bounded memory.
+  void set_backpressure(std::function<bool()> full) { full_ = std::move(full); }
   void on_pair(Pair pair) { pair_ = std::move(pair); }
   // Keep opens nobody accepted (up to a bound) for a later open() to pair
   // with, instead of rejecting them: a client that attaches cores after
@@ -62,6 +67,10 @@ class Mux {
   Status receive(ByteView frame);
   // Calls on_drain on every open channel (after a burst of input).
   Status drain();
+  // A batch frame is partly delivered: feed no further frame until resume()
+  // has delivered the rest (it may stop again).
+  bool holding() const { return held_batch_.has_value(); }
+  Status resume();
   // The connection ended: every channel hears on_close.
   void shutdown();
 
@@ -74,6 +83,9 @@ class Mux {
     bool opened = false;     // both sides open, on_open delivered
   };
   Status on_control(uint64_t type, ByteView rest);
+  // Delivers a batch's entries from `channel` on; returns how many bytes of
+  // `entries` it used (fewer when the output backs up).
+  Result<size_t> on_batch(uint64_t channel, ByteView entries);
   Status on_remote_open(uint64_t remote_id, const std::string& protocol, ByteView id, ByteView handshake);
   Status deliver(uint64_t remote_id, ByteView message);
   void drop(uint64_t local_id, bool notify);
@@ -96,6 +108,13 @@ class Mux {
   int corked_ = 0;
   Bytes batch_;                 // entries of the pending batch frame
   uint64_t batch_channel_ = 0;  // channel of the last batch entry
+  std::function<bool()> full_;
+  struct HeldBatch {
+    uint64_t channel;  // of the next entry
+    Bytes entries;
+    size_t pos = 0;    // how far they were delivered
+  };
+  std::optional<HeldBatch> held_batch_;
 };
 
 }  // namespace p2p::net

@@ -162,6 +162,49 @@ TEST_CASE("protomux: open, batches across channels, close, reject", "[net]") {
   CHECK(lonely.closed);
 }
 
+TEST_CASE("protomux: a batch waits while the output is full, and resumes in order", "[net]") {
+  std::vector<Bytes> ab, ba;
+  net::Mux a([&](ByteView f) { ab.push_back(to_bytes(f)); });
+  net::Mux b([&](ByteView f) { ba.push_back(to_bytes(f)); });
+  Recorder ra1, ra2, rb1, rb2;
+  b.on_pair([&](const std::string& protocol, ByteView id) {
+    (void)b.open(protocol, id, {}, id[0] == 1 ? &rb1 : &rb2);
+  });
+  Bytes id1{1}, id2{2};
+  auto c1 = *a.open("test", id1, {}, &ra1);
+  auto c2 = *a.open("test", id2, {}, &ra2);
+  for (auto& f : ab) REQUIRE(b.receive(f).ok());
+  ab.clear();
+  for (auto& f : ba) REQUIRE(a.receive(f).ok());
+  ba.clear();
+  a.cork();
+  for (uint64_t i = 0; i < 20; i++) a.send(i % 3 == 0 ? c2 : c1, i, as_bytes(std::to_string(i)));
+  a.uncork();
+  REQUIRE(ab.size() == 1);
+  // The output is "full" after every second message delivered.
+  size_t delivered = 0;
+  b.set_backpressure([&] { return (rb1.got.size() + rb2.got.size()) >= delivered + 2; });
+  REQUIRE(b.receive(ab[0]).ok());
+  int resumes = 0;
+  while (b.holding() && resumes < 50) {
+    CHECK(rb1.got.size() + rb2.got.size() == delivered + 2);
+    delivered += 2;
+    REQUIRE(b.resume().ok());
+    resumes++;
+  }
+  CHECK_FALSE(b.holding());
+  CHECK(resumes == 9);
+  REQUIRE(rb1.got.size() + rb2.got.size() == 20);
+  std::vector<uint64_t> order1, order2;
+  for (auto& [type, payload] : rb1.got) {
+    CHECK(payload == to_bytes(as_bytes(std::to_string(type))));
+    order1.push_back(type);
+  }
+  for (auto& [type, payload] : rb2.got) order2.push_back(type);
+  CHECK(std::is_sorted(order1.begin(), order1.end()));
+  CHECK(order2 == std::vector<uint64_t>{0, 3, 6, 9, 12, 15, 18});
+}
+
 TEST_CASE("protomux: malformed frames are errors, never crashes", "[net]") {
   std::mt19937 rng(3);
   Recorder r;
