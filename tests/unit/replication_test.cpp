@@ -119,23 +119,35 @@ struct Recorder : net::ChannelHandler {
 };
 }  // namespace
 
-TEST_CASE("protomux: open, batches across channels, close, reject", "[net]") {
-  std::vector<Bytes> ab, ba;
-  net::Mux a([&](ByteView f) { ab.push_back(to_bytes(f)); });
-  net::Mux b([&](ByteView f) { ba.push_back(to_bytes(f)); });
+namespace {
+// Two muxes back to back, a opening channels 1 and 2, which b accepts.
+struct MuxPair {
+  std::vector<Bytes> ab, ba;  // frames in flight
+  net::Mux a{[this](ByteView f) { ab.push_back(to_bytes(f)); }};
+  net::Mux b{[this](ByteView f) { ba.push_back(to_bytes(f)); }};
   Recorder ra1, ra2, rb1, rb2;
-  b.on_pair([&](const std::string& protocol, ByteView id) {
-    (void)b.open(protocol, id, {}, id[0] == 1 ? &rb1 : &rb2);
-  });
   Bytes id1{1}, id2{2};
-  auto c1 = *a.open("test", id1, {}, &ra1);
-  auto c2 = *a.open("test", id2, {}, &ra2);
-  auto deliver = [](std::vector<Bytes>& q, net::Mux& to) {
+  uint64_t c1 = 0, c2 = 0;
+  MuxPair() {
+    b.on_pair([this](const std::string& protocol, ByteView id) {
+      (void)b.open(protocol, id, {}, id[0] == 1 ? &rb1 : &rb2);
+    });
+    c1 = *a.open("test", id1, {}, &ra1);
+    c2 = *a.open("test", id2, {}, &ra2);
+    deliver(ab, b);
+    deliver(ba, a);
+  }
+  static void deliver(std::vector<Bytes>& q, net::Mux& to) {
     for (auto& f : q) REQUIRE(to.receive(f).ok());
     q.clear();
-  };
-  deliver(ab, b);
-  deliver(ba, a);
+  }
+};
+}  // namespace
+
+TEST_CASE("protomux: open, batches across channels, close, reject", "[net]") {
+  MuxPair m;
+  auto& [ab, ba, a, b, ra1, ra2, rb1, rb2, id1, id2, c1, c2] = m;
+  auto deliver = MuxPair::deliver;
   REQUIRE(ra1.opened);
   REQUIRE(rb2.opened);
   a.cork();
@@ -163,20 +175,8 @@ TEST_CASE("protomux: open, batches across channels, close, reject", "[net]") {
 }
 
 TEST_CASE("protomux: a batch waits while the output is full, and resumes in order", "[net]") {
-  std::vector<Bytes> ab, ba;
-  net::Mux a([&](ByteView f) { ab.push_back(to_bytes(f)); });
-  net::Mux b([&](ByteView f) { ba.push_back(to_bytes(f)); });
-  Recorder ra1, ra2, rb1, rb2;
-  b.on_pair([&](const std::string& protocol, ByteView id) {
-    (void)b.open(protocol, id, {}, id[0] == 1 ? &rb1 : &rb2);
-  });
-  Bytes id1{1}, id2{2};
-  auto c1 = *a.open("test", id1, {}, &ra1);
-  auto c2 = *a.open("test", id2, {}, &ra2);
-  for (auto& f : ab) REQUIRE(b.receive(f).ok());
-  ab.clear();
-  for (auto& f : ba) REQUIRE(a.receive(f).ok());
-  ba.clear();
+  MuxPair m;
+  auto& [ab, ba, a, b, ra1, ra2, rb1, rb2, id1, id2, c1, c2] = m;
   a.cork();
   for (uint64_t i = 0; i < 20; i++) a.send(i % 3 == 0 ? c2 : c1, i, as_bytes(std::to_string(i)));
   a.uncork();
