@@ -305,9 +305,7 @@ Status CoreSession::flush_inbox() {
   std::vector<merkle::Node> leaves = hasher_.take();
   for (Received& r : batch)
     if (r.leaf_slot != kNoLeafSlot) r.data.proof.block->leaf = leaves[r.leaf_slot];
-  std::vector<Core::Incoming> items;
-  items.reserve(batch.size());
-  for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});
+  std::vector<Core::Incoming> items = incoming(batch);
   // A big batch while more replies are on their way: its commit (copies,
   // fsync) runs beside the reading of the next one.
   if ((bytes >= kApplyAsideBytes || batch.size() >= kApplyAsideReplies) && !requests_.empty()) {
@@ -328,6 +326,13 @@ Status CoreSession::flush_inbox() {
   return report(batch, applied);
 }
 
+std::vector<Core::Incoming> CoreSession::incoming(const std::vector<Received>& batch) {
+  std::vector<Core::Incoming> items;
+  items.reserve(batch.size());
+  for (const Received& r : batch) items.push_back({&r.data.proof, &r.data.manifest});
+  return items;
+}
+
 bool CoreSession::applying_done() const {
   return applying_->outcome.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
 }
@@ -338,9 +343,7 @@ Status CoreSession::finish_applying() {
   if (done->outcome.get() != BlockBatch::Outcome::stored) {
     // The core moved on meanwhile, or an item is bad: apply() sorts that out
     // (and names the bad item).
-    std::vector<Core::Incoming> items;
-    for (const Received& r : done->batch) items.push_back({&r.data.proof, &r.data.manifest});
-    Status s = core_.apply(items, done->applied);
+    Status s = core_.apply(incoming(done->batch), done->applied);
     if (!s.ok()) return error(s.code(), "core " + core_.label() + ": " + s.message());
   }
   return report(done->batch, done->applied);

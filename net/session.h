@@ -140,6 +140,7 @@ class CoreSession : public ChannelHandler {
     std::future<BlockBatch::Outcome> outcome;
   };
   std::unique_ptr<Applying> applying_;
+  static std::vector<Core::Incoming> incoming(const std::vector<Received>& batch);
   bool applying_done() const;
   Status finish_applying();
   Status report(const std::vector<Received>& batch, const std::vector<bool>& applied);
